@@ -1,0 +1,82 @@
+"""``bert tokenize``: WordPiece-tokenize lines for shell pipelines (no TensorFlow)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+
+from . import options
+
+
+class Format(str, Enum):
+    tokens = "tokens"
+    ids = "ids"
+    jsonl = "jsonl"
+
+
+def _auto_workers(paths: list[Path]) -> int:
+    """All cores for big regular files; one process for pipes and small inputs (lower latency)."""
+    total = sum(p.stat().st_size for p in paths if str(p) != "-" and p.is_file())
+    return max(1, os.cpu_count() or 1) if total >= 8 * 1024 * 1024 else 1
+
+
+def _lines(paths: list[Path]) -> Iterator[bytes]:
+    from ..fileio import require_file
+
+    for path in paths:
+        if str(path) == "-":
+            yield from sys.stdin.buffer
+            continue
+        with open(require_file(path, "input file"), "rb") as fh:
+            yield from fh
+
+
+def tokenize(
+    files: Optional[list[Path]] = typer.Argument(
+        None, help="Input files, one text per line ('-' or nothing: stdin).", show_default=False
+    ),
+    vocab_file: Optional[Path] = options.VOCAB_FILE,
+    do_lower_case: Optional[bool] = options.DO_LOWER_CASE,
+    model: Optional[str] = options.MODEL,
+    output_format: Format = typer.Option(Format.tokens, "--format", "-f", help="tokens: WordPieces; ids: vocab ids; jsonl: tokens, ids and character offsets."),
+    pairs: bool = typer.Option(False, "--pairs", help="Lines are 'A ||| B' sentence pairs (as extract_features.py)."),
+    max_seq_length: Optional[int] = options.MAX_SEQ_LENGTH,
+    keep_special_tokens: bool = typer.Option(False, "--keep-special-tokens", help="Keep [MASK], [SEP], ... in the text whole (the original splits them)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Processes (default: all cores for inputs over 8 MB, else 1). Output order is kept."),
+) -> None:
+    """Tokenize text lines: one output line per input line, in order, streaming.
+
+    Default vocabulary: Google's uncased BERT vocab, shipped with bert (works offline).
+    """
+    from ..ops.tokenize import TokenizeConfig, run_tokenize
+
+    paths = list(files or [Path("-")])
+    if model is not None:
+        if vocab_file is not None:
+            from ..errors import UsageError
+
+            raise UsageError("give either --model or --vocab-file, not both")
+        from ..models.resolve import resolve_model
+
+        resolved = resolve_model(model)
+        vocab_file = resolved.vocab_file
+        if do_lower_case is None:
+            do_lower_case = resolved.do_lower_case
+    config = TokenizeConfig(
+        vocab_file=vocab_file,
+        do_lower_case=True if do_lower_case is None else do_lower_case,
+        output_format=output_format.value,
+        pairs=pairs,
+        max_seq_length=max_seq_length,
+        keep_special_tokens=keep_special_tokens,
+        workers=workers or _auto_workers(paths),
+    )
+    summary = run_tokenize(config, _lines(paths), sys.stdout)
+    from .. import console
+
+    console.debug(f"tokenized {summary.get('lines', 0)} lines")

@@ -1,0 +1,19 @@
+"""Shared fixtures. Tests that read ../shared/data skip, with a reason, when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("BERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path of the real reference data; skips the test when it is not beside the checkout."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data not found at {SHARED_DATA} (set BERT_SHARED_DATA)")
+    return SHARED_DATA
