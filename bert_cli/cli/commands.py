@@ -5,7 +5,9 @@ A command is registered only once it works (no placeholders).
 
 from __future__ import annotations
 
+from .download import download
 from .root import app
 from .tokenize import tokenize
 
-app.command("tokenize", no_args_is_help=False)(tokenize)
+app.command("download")(download)
+app.command("tokenize")(tokenize)

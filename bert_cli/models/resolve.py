@@ -1,0 +1,218 @@
+"""``--model NAME|DIR``: find a model's vocab, config, checkpoint and casing.
+
+Every command that takes ``--model`` calls :func:`resolve_model`. A NAME is looked up in the
+catalogue (short names, aliases, original directory names, Hub ids) and in the cache (models
+installed under a name of their own with ``bert download ./x.zip --name mine``); a folder path
+works without a manifest. Pure Python, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import settings
+from ..errors import NotFoundError, UsageError
+from . import catalogue
+from .cache import MANIFEST, MODELS, Cache
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The files of one model, as the engine and the tokenizer need them."""
+
+    directory: Path
+    name: str
+    vocab_file: Path
+    config_file: Path  # bert_config.json, or the Hugging Face config.json
+    checkpoint: str | None  # TF checkpoint prefix (".../bert_model.ckpt", ".../model.ckpt-123") or a .safetensors path
+    weights_format: str  # "tf1" | "hf" | "none"
+    do_lower_case: bool | None  # from manifest.json / tokenizer_config.json / the catalogue; None if unknown
+
+
+def current_cache() -> Cache:
+    return Cache(settings.current().resolved_cache_dir)
+
+
+def resolve_model(name_or_dir: str, *, download: bool = False) -> ModelFiles:
+    """Resolve ``--model``: a folder path, or a NAME from the cache (downloading it on request).
+
+    Raises NotFoundError (exit 3): unknown name (with close matches and the hint
+    ``bert download --list``), a catalogue model that is not cached (hint ``bert download NAME``;
+    with ``download=True`` it is fetched instead, unless offline), a missing folder, or a folder
+    lacking vocab.txt or its config.
+    """
+    text = str(name_or_dir).strip()
+    if not text:
+        raise UsageError("--model needs a model name or a folder", hint="bert download --list")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return inspect_directory(path)
+    if path.is_file():
+        raise UsageError(
+            f"--model takes a model NAME or a model folder, not a file: {text}",
+            hint=f"bert download {text} --name NAME   (to install an archive)" if text.endswith(".zip") else None,
+        )
+    entry = catalogue.find_model(text)
+    if entry is None and _looks_like_path(text):
+        raise NotFoundError(f"model folder not found: {text}", hint="bert download --list")
+    cache = current_cache()
+    key = entry.name if entry is not None else text
+    if cache.is_cached(MODELS, key):
+        return inspect_directory(cache.model_dir(key), name=key)
+    if entry is None:
+        candidates = catalogue.model_names() + cache.entries(MODELS)
+        close = catalogue.close_matches(text, candidates)
+        suggestion = f"; did you mean {', '.join(close)}?" if close else ""
+        raise NotFoundError(f"unknown model '{text}'{suggestion}", hint="bert download --list")
+    if settings.current().offline:
+        raise NotFoundError(
+            f"model '{key}' is not in the cache ({cache.root}) and offline mode is on",
+            hint=f"bert download {key}   (without --offline)",
+        )
+    if download or _offer_download(entry):
+        from ..ops.download import download_model
+
+        folder = download_model(entry, cache=cache)
+        return inspect_directory(folder, name=key)
+    raise NotFoundError(
+        f"model '{key}' is not downloaded yet (cache: {cache.root})",
+        hint=f"bert download {key}   (or pass --download)",
+    )
+
+
+def inspect_directory(directory: str | Path, name: str | None = None) -> ModelFiles:
+    """The files of a model folder (manifest optional); NotFoundError naming a missing piece."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise NotFoundError(f"model folder not found: {directory}", hint="bert download --list")
+    manifest = _read_json(directory / MANIFEST)
+    vocab = directory / "vocab.txt"
+    if not vocab.is_file():
+        raise NotFoundError(
+            f"model folder {directory} has no vocab.txt",
+            hint=f"bert download --force {name}" if name else "copy the model's vocab.txt into the folder",
+        )
+    config = next((directory / c for c in ("bert_config.json", "config.json") if (directory / c).is_file()), None)
+    if config is None:
+        raise NotFoundError(
+            f"model folder {directory} has no bert_config.json (or Hugging Face config.json)",
+            hint=f"bert download --force {name}" if name else "copy the model's bert_config.json into the folder",
+        )
+    checkpoint, weights_format = find_checkpoint(directory)
+    if weights_format == "hf" and (directory / "config.json").is_file():
+        config = directory / "config.json"  # HF weights go with the HF config
+    return ModelFiles(
+        directory=directory,
+        name=name or str(manifest.get("name") or directory.name),
+        vocab_file=vocab,
+        config_file=config,
+        checkpoint=checkpoint,
+        weights_format=weights_format,
+        do_lower_case=_casing(directory, manifest),
+    )
+
+
+_STEP = re.compile(r"-(\d+)$")
+
+
+def find_checkpoint(directory: str | Path) -> tuple[str | None, str]:
+    """``(checkpoint, weights_format)`` of a folder: the newest TF checkpoint, else safetensors.
+
+    Order: the ``checkpoint`` state file (written by TF savers and checkpoint managers), then
+    the ``*ckpt*.index`` file with the highest global step (``model.ckpt-123``; a prefix without
+    a step such as ``bert_model.ckpt`` ranks lowest, ties by modification time), then
+    ``model.safetensors``; ``(None, "none")`` when there are no weights.
+    """
+    directory = Path(directory)
+    state = directory / "checkpoint"
+    if state.is_file():
+        prefix = _prefix_from_state(state)
+        if prefix is not None:
+            candidate = Path(prefix) if Path(prefix).is_absolute() else directory / prefix
+            if Path(str(candidate) + ".index").is_file():
+                return str(candidate), "tf1"
+    indexes = [p for p in directory.glob("*.index") if "ckpt" in p.name]
+    if indexes:
+
+        def rank(p: Path):
+            m = _STEP.search(p.name[: -len(".index")])
+            return (m is not None, int(m.group(1)) if m else -1, p.stat().st_mtime)
+
+        best = max(indexes, key=rank)
+        return str(best.with_name(best.name[: -len(".index")])), "tf1"
+    safetensors = directory / "model.safetensors"
+    if safetensors.is_file():
+        return str(safetensors), "hf"
+    return None, "none"
+
+
+def complete_model_name(incomplete: str) -> list[str]:
+    """Shell completion for ``--model``: catalogue names and aliases, then cached names."""
+    names = catalogue.model_names()
+    try:
+        names += [n for n in current_cache().entries(MODELS) if n not in names]
+    except OSError:
+        pass
+    low = incomplete.lower()
+    return [n for n in names if n.lower().startswith(low)]
+
+
+def complete_download_name(incomplete: str) -> list[str]:
+    """Shell completion for ``bert download NAME``: models, then datasets."""
+    low = incomplete.lower()
+    return complete_model_name(incomplete) + [d for d in catalogue.dataset_names() if d.startswith(low)]
+
+
+def _prefix_from_state(state: Path) -> str | None:
+    """``model_checkpoint_path`` of a TF ``checkpoint`` state file (text protobuf)."""
+    try:
+        text = state.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    m = re.search(r'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', text, re.MULTILINE)
+    return re.sub(r"\\(.)", r"\1", m.group(1)) if m else None
+
+
+def _casing(directory: Path, manifest: dict) -> bool | None:
+    """manifest.json > tokenizer_config.json > the catalogue entry named like the folder > None."""
+    value = manifest.get("do_lower_case")
+    if isinstance(value, bool):
+        return value
+    value = _read_json(directory / "tokenizer_config.json").get("do_lower_case")
+    if isinstance(value, bool):
+        return value
+    entry = catalogue.find_model(directory.name)
+    return entry.do_lower_case if entry is not None else None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.startswith((".", "~", "/")) or "/" in text or "\\" in text
+
+
+def _offer_download(entry: catalogue.ModelEntry) -> bool:
+    """On a terminal, ask whether to download a catalogue model now (never in scripts)."""
+    s = settings.current()
+    if s.quiet or not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return False
+    from rich.prompt import Confirm
+
+    from .. import console
+
+    return Confirm.ask(
+        f"Model '{entry.name}' ({catalogue.human_count(entry.parameters)} parameters) is not downloaded. Download it now?",
+        console=console.stderr(),
+        default=False,
+    )
