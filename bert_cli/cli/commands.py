@@ -1,4 +1,5 @@
-"""Command registry: each subcommand lives in its own module; this module only registers them.
+"""Command registry: each subcommand lives in its own module; this module only registers them
+(wrapped by :func:`~bert_cli.cli.handling.guarded` for the error-to-exit-code mapping).
 
 A command is registered only once it works (no placeholders).
 """
@@ -6,8 +7,11 @@ A command is registered only once it works (no placeholders).
 from __future__ import annotations
 
 from .download import download
+from .handling import guarded
 from .root import app
+from .squad_threshold import squad_threshold
 from .tokenize import tokenize
 
-app.command("download")(download)
-app.command("tokenize")(tokenize)
+app.command("download")(guarded(download))
+app.command("squad-threshold")(guarded(squad_threshold))
+app.command("tokenize")(guarded(tokenize))
