@@ -1,0 +1,210 @@
+"""Hugging Face BERT weights (``model.safetensors`` + ``config.json``) without torch.
+
+Reads the layout of the Hub's ``google-bert/*`` repos and of sentence-transformers BERT models
+(names with or without the ``bert.`` prefix, ``LayerNorm.weight/bias`` or the older
+``gamma/beta``) with the ``safetensors`` numpy API, and renames every tensor to its TF1 name
+(:data:`HF_TABLE`), transposing Linear weights from torch's [out, in] to TF's [in, out]. The
+result is a plain ``{tf1 name: array}`` dict that :func:`bert_cli.engine.checkpoint.load_into`
+loads with the same checks as a TF1 checkpoint.
+
+The config keeps HF's meaning of ``hidden_act``: "gelu" is the exact erf GELU there
+(:meth:`BertConfig.from_hf_config`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CheckpointError, NotFoundError
+from ..modelconfig import BertConfig
+
+# (HF name, TF1 name, transpose). Layer rows use "{i}".
+HF_TABLE = (
+    ("embeddings.word_embeddings.weight", "bert/embeddings/word_embeddings", False),
+    ("embeddings.token_type_embeddings.weight", "bert/embeddings/token_type_embeddings", False),
+    ("embeddings.position_embeddings.weight", "bert/embeddings/position_embeddings", False),
+    ("embeddings.LayerNorm.weight", "bert/embeddings/LayerNorm/gamma", False),
+    ("embeddings.LayerNorm.bias", "bert/embeddings/LayerNorm/beta", False),
+    ("encoder.layer.{i}.attention.self.query.weight", "bert/encoder/layer_{i}/attention/self/query/kernel", True),
+    ("encoder.layer.{i}.attention.self.query.bias", "bert/encoder/layer_{i}/attention/self/query/bias", False),
+    ("encoder.layer.{i}.attention.self.key.weight", "bert/encoder/layer_{i}/attention/self/key/kernel", True),
+    ("encoder.layer.{i}.attention.self.key.bias", "bert/encoder/layer_{i}/attention/self/key/bias", False),
+    ("encoder.layer.{i}.attention.self.value.weight", "bert/encoder/layer_{i}/attention/self/value/kernel", True),
+    ("encoder.layer.{i}.attention.self.value.bias", "bert/encoder/layer_{i}/attention/self/value/bias", False),
+    ("encoder.layer.{i}.attention.output.dense.weight", "bert/encoder/layer_{i}/attention/output/dense/kernel", True),
+    ("encoder.layer.{i}.attention.output.dense.bias", "bert/encoder/layer_{i}/attention/output/dense/bias", False),
+    ("encoder.layer.{i}.attention.output.LayerNorm.weight", "bert/encoder/layer_{i}/attention/output/LayerNorm/gamma", False),
+    ("encoder.layer.{i}.attention.output.LayerNorm.bias", "bert/encoder/layer_{i}/attention/output/LayerNorm/beta", False),
+    ("encoder.layer.{i}.intermediate.dense.weight", "bert/encoder/layer_{i}/intermediate/dense/kernel", True),
+    ("encoder.layer.{i}.intermediate.dense.bias", "bert/encoder/layer_{i}/intermediate/dense/bias", False),
+    ("encoder.layer.{i}.output.dense.weight", "bert/encoder/layer_{i}/output/dense/kernel", True),
+    ("encoder.layer.{i}.output.dense.bias", "bert/encoder/layer_{i}/output/dense/bias", False),
+    ("encoder.layer.{i}.output.LayerNorm.weight", "bert/encoder/layer_{i}/output/LayerNorm/gamma", False),
+    ("encoder.layer.{i}.output.LayerNorm.bias", "bert/encoder/layer_{i}/output/LayerNorm/beta", False),
+    ("pooler.dense.weight", "bert/pooler/dense/kernel", True),
+    ("pooler.dense.bias", "bert/pooler/dense/bias", False),
+    ("cls.predictions.transform.dense.weight", "cls/predictions/transform/dense/kernel", True),
+    ("cls.predictions.transform.dense.bias", "cls/predictions/transform/dense/bias", False),
+    ("cls.predictions.transform.LayerNorm.weight", "cls/predictions/transform/LayerNorm/gamma", False),
+    ("cls.predictions.transform.LayerNorm.bias", "cls/predictions/transform/LayerNorm/beta", False),
+    ("cls.predictions.bias", "cls/predictions/output_bias", False),
+    ("cls.seq_relationship.weight", "cls/seq_relationship/output_weights", False),  # [2, H] both sides
+    ("cls.seq_relationship.bias", "cls/seq_relationship/output_bias", False),
+    ("classifier.weight", "output_weights", False),  # [C, H] both sides
+    ("classifier.bias", "output_bias", False),
+    ("qa_outputs.weight", "cls/squad/output_weights", False),  # [2, H] both sides
+    ("qa_outputs.bias", "cls/squad/output_bias", False),
+)
+# Buffers and tied copies that carry no weight of their own.
+HF_SKIPPED = ("embeddings.position_ids", "cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+
+_LAYER = re.compile(r"^encoder\.layer\.(\d+)\.(.+)$")
+_FIXED = {hf: (tf1, t) for hf, tf1, t in HF_TABLE if "{i}" not in hf}
+_PER_LAYER = {hf.split("{i}.", 1)[1]: (tf1, t) for hf, tf1, t in HF_TABLE if "{i}" in hf}
+
+
+def normalize_hf_name(name: str) -> str:
+    """Drop the ``bert.`` prefix and spell old ``LayerNorm.gamma/beta`` as ``weight/bias``."""
+    if name.startswith("bert."):
+        name = name[len("bert."):]
+    return re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", name))
+
+
+def hf_to_tf1(name: str) -> tuple[str, bool] | None:
+    """``(tf1 name, transpose)`` for an HF tensor name; None for buffers/tied copies.
+
+    Unknown names come back unchanged (transpose False) so the loader reports them.
+    """
+    name = normalize_hf_name(name)
+    if name in HF_SKIPPED:
+        return None
+    if name in _FIXED:
+        return _FIXED[name]
+    match = _LAYER.match(name)
+    if match and match.group(2) in _PER_LAYER:
+        tf1, transpose = _PER_LAYER[match.group(2)]
+        return tf1.format(i=int(match.group(1))), transpose
+    return name, False
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def find_weights_file(path: str | os.PathLike) -> Path:
+    """``model.safetensors`` in a directory (or the file itself)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    for candidate in ("model.safetensors", "model.safetensors.index.json"):
+        if (p / candidate).is_file():
+            return p / candidate
+    if (p / "pytorch_model.bin").is_file():
+        raise CheckpointError(
+            f"{p} has only pytorch_model.bin; bert reads Hugging Face weights from model.safetensors",
+            hint="convert it once with transformers (model.save_pretrained(dir, safe_serialization=True))",
+        )
+    raise NotFoundError(f"no model.safetensors in {p}")
+
+
+def read_hf_config(path: str | os.PathLike) -> BertConfig:
+    """The :class:`BertConfig` of an HF model directory (its ``config.json``)."""
+    p = Path(path)
+    config_file = p / "config.json" if p.is_dir() else p.parent / "config.json"
+    return BertConfig.from_hf_json_file(config_file)
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All tensors of one ``.safetensors`` file (or a sharded ``.index.json``) as numpy arrays.
+
+    bfloat16 tensors (numpy has no such dtype) are widened to float32; float16 stays float16.
+    """
+    path = Path(path)
+    if path.name.endswith(".index.json"):
+        weight_map = json.loads(path.read_text(encoding="utf-8")).get("weight_map", {})
+        tensors: dict[str, np.ndarray] = {}
+        for shard in sorted(set(weight_map.values())):
+            tensors.update(read_safetensors(path.parent / shard))
+        return tensors
+    header = _safetensors_header(path)
+    if any(isinstance(v, dict) and v.get("dtype") == "BF16" for v in header.values()):
+        return _read_with_bf16(path, header)
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+        raise CheckpointError(f"cannot read {path}: {exc}") from None
+
+
+def _safetensors_header(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            return json.loads(fh.read(size))
+    except (OSError, struct.error, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a safetensors file ({exc})") from None
+
+
+def _read_with_bf16(path: Path, header: dict[str, Any]) -> dict[str, np.ndarray]:
+    from safetensors import safe_open
+
+    tensors = {}
+    with open(path, "rb") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        base = 8 + size
+        with safe_open(str(path), framework="np") as f:
+            for name, meta in header.items():
+                if name == "__metadata__":
+                    continue
+                if meta["dtype"] != "BF16":
+                    tensors[name] = f.get_tensor(name)
+                    continue
+                start, end = meta["data_offsets"]
+                fh.seek(base + start)
+                raw = np.frombuffer(fh.read(end - start), dtype="<u2").astype(np.uint32) << 16
+                tensors[name] = raw.view(np.float32).reshape(meta["shape"])
+    return tensors
+
+
+def read_hf_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """``{tf1 name: float32 array}`` from HF BERT weights (directory or file), transposed as TF."""
+    weights_file = find_weights_file(path)
+    out: dict[str, np.ndarray] = {}
+    for name, array in read_safetensors(weights_file).items():
+        mapped = hf_to_tf1(name)
+        if mapped is None:
+            continue
+        tf1, transpose = mapped
+        if tf1 in out:
+            raise CheckpointError(f"{weights_file}: two tensors map to {tf1!r} (one is {name!r})")
+        array = np.asarray(array)
+        if np.issubdtype(array.dtype, np.floating):
+            array = array.astype(np.float32, copy=False)
+        out[tf1] = np.ascontiguousarray(array.T) if transpose else array
+    return out
+
+
+def load_hf_into(modules: Any, path: str | os.PathLike, **kwargs: Any):
+    """Load HF weights into a model/heads with :func:`checkpoint.load_into`'s checks."""
+    from .checkpoint import load_into
+
+    return load_into(modules, read_hf_weights(path), description=str(find_weights_file(path)), **kwargs)
+
+
+def load_hf_model(path: str | os.PathLike, *, compute_dtype=None, allow_missing: Any = False):
+    """Build a :class:`BertModel` from an HF directory; returns ``(config, model, report)``."""
+    import tensorflow as tf
+
+    from .model import BertModel
+
+    config = read_hf_config(path)
+    model = BertModel(config, random_init=False, compute_dtype=compute_dtype or tf.float32)
+    report = load_hf_into(model, path, allow_missing=allow_missing)
+    return config, model, report
