@@ -1,0 +1,287 @@
+"""The work of ``bert tokenize``: one output line per input line, in order, streaming.
+
+Pure Python (no TensorFlow). Input lines arrive as bytes; only the trailing newline
+(``\\n`` or ``\\r\\n``) is removed and invalid UTF-8 is dropped, as the original's
+``convert_to_unicode``. Output formats (one line each):
+
+* ``tokens``: space-separated WordPieces;
+* ``ids``: space-separated vocabulary ids;
+* ``jsonl``: ``{"tokens": [...], "ids": [...], "offsets": [[start, end], ...]}`` where the
+  offsets are character (code point) offsets into the decoded input line:
+  ``line[start:end]`` is the text a token came from (case and accents may differ; for a
+  ``##`` piece its part of the word).
+
+``pairs``: lines ``A ||| B`` (the regex ``^(.*) \\|\\|\\| (.*)$`` of ``extract_features.py``,
+matched on the stripped line); a line without `` ||| `` is a single sentence. Without
+``max_seq_length`` a pair prints as ``A-tokens ||| B-tokens`` (``tokens``/``ids``) or, in
+``jsonl``, with extra ``tokens_b``/``ids_b``/``offsets_b`` keys (present only for pair lines;
+all offsets are into the whole input line).
+
+``max_seq_length``: ``[CLS] A [SEP] (B [SEP])`` truncated as the original (pairs: pop from the
+longer side, tie from B; single: first ``max_seq_length - 2`` tokens). ``tokens``/``ids`` print
+that sequence unpadded; ``jsonl`` gives ``tokens``, ``input_ids``, ``input_mask``,
+``segment_ids`` (padded to ``max_seq_length``) and ``offsets`` (``null`` for ``[CLS]``/``[SEP]``).
+
+``workers > 1``: a process pool over batches of lines, at most ``2 * workers`` batches in
+flight (constant memory), results written in input order.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import os
+import re
+import signal
+import stat
+from collections import deque
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Iterable, Iterator, TextIO
+
+from ..errors import UsageError
+from ..text.features import build_features, check_max_seq_length, truncate_seq_pair
+from ..text.tokenization import FullTokenizer, packaged_vocab_path
+
+__all__ = ["TokenizeConfig", "run_tokenize", "FORMATS", "BATCH_LINES", "load_tokenizer", "LineFormatter"]
+
+FORMATS = ("tokens", "ids", "jsonl")
+#: Lines per task sent to a worker process.
+BATCH_LINES = 1000
+PAIR_RE = re.compile(r"^(.*) \|\|\| (.*)$")
+PAIR_SEPARATOR = " ||| "
+
+
+@dataclass(frozen=True)
+class TokenizeConfig:
+    """Options of ``bert tokenize`` (see the module docstring)."""
+
+    vocab_file: Path | None  # None -> the packaged Google uncased vocab
+    do_lower_case: bool = True
+    output_format: str = "tokens"  # tokens | ids | jsonl
+    pairs: bool = False
+    max_seq_length: int | None = None
+    keep_special_tokens: bool = False
+    workers: int = 1
+
+
+def validate(config: TokenizeConfig) -> None:
+    """UsageError for options out of range (before any input is read)."""
+    if config.output_format not in FORMATS:
+        raise UsageError(f"unknown format {config.output_format!r}; choose one of {', '.join(FORMATS)}")
+    if config.workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {config.workers})")
+    if config.max_seq_length is not None:
+        check_max_seq_length(config.max_seq_length, config.pairs)
+
+
+def load_tokenizer(config: TokenizeConfig) -> FullTokenizer:
+    """The tokenizer of ``config`` (NotFoundError / InputError for a bad vocab file)."""
+    path = config.vocab_file if config.vocab_file is not None else packaged_vocab_path()
+    return FullTokenizer(path, do_lower_case=config.do_lower_case, keep_special_tokens=config.keep_special_tokens)
+
+
+def decode_line(raw: bytes) -> str:
+    """Remove the trailing ``\\n`` / ``\\r\\n`` only; decode UTF-8 dropping invalid bytes."""
+    if raw.endswith(b"\n"):
+        raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+    return raw.decode("utf-8", "ignore")
+
+
+def _dumps(obj: dict) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(", ", ": "))
+
+
+class LineFormatter:
+    """Turns one decoded input line into one output line (without the newline)."""
+
+    def __init__(self, tokenizer: FullTokenizer, config: TokenizeConfig) -> None:
+        self.tokenizer = tokenizer
+        self.config = config
+        self.tokens = 0  # running count of tokens written
+        # str(id) for every id: the ids format is a join of cached strings.
+        self._id_str = [str(i) for i in range(max(tokenizer.vocab.values(), default=0) + 1)]
+
+    def ids_text(self, ids: list[int]) -> str:
+        return " ".join(map(self._id_str.__getitem__, ids))
+
+    def split_pair(self, line: str) -> tuple[tuple[str, int], tuple[str, int] | None]:
+        """((text_a, offset_a), (text_b, offset_b) or None) as ``extract_features.read_examples``."""
+        if not self.config.pairs:
+            return (line, 0), None
+        stripped = line.strip()
+        base = len(line) - len(line.lstrip())
+        m = PAIR_RE.match(stripped)
+        if m is None:
+            return (stripped, base), None
+        return (m.group(1), base + m.start(1)), (m.group(2), base + m.start(2))
+
+    def format(self, line: str) -> str:
+        cfg = self.config
+        if cfg.max_seq_length is not None:
+            return self._format_features(line)
+        fmt = cfg.output_format
+        if not cfg.pairs:
+            if fmt == "tokens":
+                toks = self.tokenizer.tokenize(line)
+                self.tokens += len(toks)
+                return " ".join(toks)
+            if fmt == "ids":
+                ids = self.tokenizer.encode(line)
+                self.tokens += len(ids)
+                return self.ids_text(ids)
+        (text_a, off_a), b = self.split_pair(line)
+        if fmt == "jsonl":
+            obj = self._json_part(text_a, off_a, "")
+            if b is not None:
+                obj.update(self._json_part(b[0], b[1], "_b"))
+            return _dumps(obj)
+        parts = [text_a] if b is None else [text_a, b[0]]
+        if fmt == "tokens":
+            seqs = [self.tokenizer.tokenize(p) for p in parts]
+            self.tokens += sum(map(len, seqs))
+            return PAIR_SEPARATOR.join(" ".join(s) for s in seqs)
+        seqs_ids = [self.tokenizer.encode(p) for p in parts]
+        self.tokens += sum(map(len, seqs_ids))
+        return PAIR_SEPARATOR.join(self.ids_text(s) for s in seqs_ids)
+
+    def _json_part(self, text: str, base: int, suffix: str) -> dict:
+        found = self.tokenizer.encode_with_offsets(text)
+        self.tokens += len(found)
+        return {
+            "tokens" + suffix: [t for t, _, _, _ in found],
+            "ids" + suffix: [i for _, i, _, _ in found],
+            "offsets" + suffix: [[s + base, e + base] for _, _, s, e in found],
+        }
+
+    def _format_features(self, line: str) -> str:
+        cfg = self.config
+        max_len = cfg.max_seq_length
+        (text_a, off_a), b = self.split_pair(line)
+        if cfg.output_format != "jsonl":  # no offsets needed: the cached fast path
+            a = [(t, 0, 0) for t in self.tokenizer.tokenize(text_a)]
+            bb = [] if b is None else [(t, 0, 0) for t in self.tokenizer.tokenize(b[0])]
+        else:
+            a = [(t, s + off_a, e + off_a) for t, _, s, e in self.tokenizer.encode_with_offsets(text_a)]
+            bb = [] if b is None else [(t, s + b[1], e + b[1]) for t, _, s, e in self.tokenizer.encode_with_offsets(b[0])]
+        if bb:
+            truncate_seq_pair(a, bb, max_len - 3)
+        else:
+            a = a[: max_len - 2]
+        feats = build_features([t for t, _, _ in a], [t for t, _, _ in bb], max_len, self.tokenizer)
+        n = len(feats.tokens)
+        self.tokens += n
+        if cfg.output_format == "tokens":
+            return " ".join(feats.tokens)
+        if cfg.output_format == "ids":
+            return self.ids_text(feats.input_ids[:n])
+        offsets: list[list[int] | None] = [None, *([s, e] for _, s, e in a), None]
+        if bb:
+            offsets += [*([s, e] for _, s, e in bb), None]
+        return _dumps(
+            {
+                "tokens": feats.tokens,
+                "input_ids": feats.input_ids,
+                "input_mask": feats.input_mask,
+                "segment_ids": feats.segment_ids,
+                "offsets": offsets,
+            }
+        )
+
+
+def _flushes_each_line(out: TextIO) -> bool:
+    """Flush after every line unless ``out`` is a regular file (pipes, terminals: streaming)."""
+    try:
+        mode = os.fstat(out.fileno()).st_mode
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return not stat.S_ISREG(mode)
+
+
+def run_tokenize(config: TokenizeConfig, inputs: Iterable[bytes], out: TextIO, *, flush: bool | None = None) -> dict:
+    """Tokenize every input line to ``out``; return ``{"lines", "tokens", "bytes"}``.
+
+    Streaming and constant memory: each line is written before the next is read. ``flush``:
+    flush ``out`` after every line (every batch with workers) so a reader sees each line at
+    once; None (default) does so unless ``out`` is a regular file. Pass False when the input
+    can never block (regular files): a pipeline then runs at full speed. Raises NotFoundError /
+    InputError for the vocab and UsageError for bad options, before reading any input.
+    """
+    validate(config)
+    tokenizer = load_tokenizer(config)
+    if flush is None:
+        flush = _flushes_each_line(out)
+    if config.workers > 1:
+        return _run_parallel(config, inputs, out, flush)
+    formatter = LineFormatter(tokenizer, config)
+    flush = out.flush if flush else None
+    write = out.write
+    lines = nbytes = 0
+    for raw in inputs:
+        lines += 1
+        nbytes += len(raw)
+        write(formatter.format(decode_line(raw)) + "\n")
+        if flush is not None:
+            flush()
+    out.flush()
+    return {"lines": lines, "tokens": formatter.tokens, "bytes": nbytes}
+
+
+# ----------------------------------------------------------------------------------------------
+# Worker processes
+# ----------------------------------------------------------------------------------------------
+
+_WORKER: LineFormatter | None = None
+
+
+def _init_worker(config: TokenizeConfig) -> None:
+    """Pool initializer: ignore Ctrl-C (the parent stops the pool) and build the tokenizer once."""
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER = LineFormatter(load_tokenizer(config), config)
+
+
+def _work(batch: list[bytes]) -> tuple[str, int]:
+    """Output text of a batch of lines and its token count."""
+    assert _WORKER is not None
+    before = _WORKER.tokens
+    text = "".join([_WORKER.format(decode_line(raw)) + "\n" for raw in batch])
+    return text, _WORKER.tokens - before
+
+
+def _batches(inputs: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    it = iter(inputs)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _run_parallel(config: TokenizeConfig, inputs: Iterable[bytes], out: TextIO, flush_each: bool) -> dict:
+    workers = config.workers
+    flush = out.flush if flush_each else None
+    lines = nbytes = tokens = 0
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
+    pending: deque = deque()
+
+    def drain_one() -> None:
+        nonlocal tokens
+        text, count = pending.popleft().get()
+        tokens += count
+        out.write(text)
+        if flush is not None:
+            flush()
+
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
+        for batch in _batches(inputs, BATCH_LINES):
+            lines += len(batch)
+            nbytes += sum(map(len, batch))
+            pending.append(pool.apply_async(_work, (batch,)))
+            while len(pending) >= 2 * workers or (pending and pending[0].ready()):
+                drain_one()
+        while pending:
+            drain_one()
+        pool.close()
+        pool.join()
+    out.flush()
+    return {"lines": lines, "tokens": tokens, "bytes": nbytes}
