@@ -1,0 +1,428 @@
+"""``bert make-pretrain-data``: masked-LM / next-sentence TFRecords from raw text (no TensorFlow).
+
+Input: one sentence per line, blank lines between documents (the original's format).
+
+**Exact mode** (the default: one worker, no shard count, no ``%`` pattern) reproduces the
+original ``create_pretraining_data.py`` bit for bit: same instances, same order, same
+round-robin over a comma-separated list of output files. Like the original it holds the
+whole corpus and all instances in memory.
+
+**Sharded mode** (``workers > 1``, ``num_output_shards`` given, or an output pattern such as
+``out-%05d.tfrecord``) streams the corpus in shards of about ``shard_size_mb`` of text,
+processes them in parallel worker processes, and writes them in shard order, so memory stays
+flat whatever the corpus size and the output depends only on the seed and the shard size
+(not on the worker count). It differs from the exact mode as documented in
+:mod:`bert_cli.text.pretraining`: documents, random next documents and instances are
+shuffled/drawn within a shard. Output files:
+
+* a pattern with ``num_output_shards=K``: ``pattern % i`` for ``i < K``, round-robin;
+* a pattern alone: one file per shard, ``pattern % i`` numbered in shard order;
+* one plain file with ``K``: ``stem-00000-of-0000K.suffix`` ..., round-robin;
+* a list of plain files: round-robin over them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import random
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Callable, Iterable, Iterator
+
+from .. import console
+from ..errors import InputError, NotFoundError, UsageError
+from ..fileio import require_file
+from ..text import pretraining as pt
+from ..text.tfrecord import CRC32C_IMPLEMENTATION, TFRecordWriter
+
+__all__ = ["MakePretrainDataConfig", "run", "expand_input_files", "output_paths", "is_sharded"]
+
+Progress = Callable[[dict], None]
+
+STDIN = "-"
+
+
+@dataclass(frozen=True)
+class MakePretrainDataConfig:
+    """Options of ``bert make-pretrain-data`` (the original's flag names and defaults)."""
+
+    input_files: tuple[str, ...]  # paths, globs or comma lists; "-" = stdin
+    output_files: tuple[str, ...]  # paths or comma lists, or one pattern with %d / %05d
+    vocab_file: Path
+    do_lower_case: bool = True
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    dupe_factor: int = 10
+    random_seed: int = 12345
+    do_whole_word_mask: bool = False
+    workers: int = 1
+    num_output_shards: int | None = None
+    shard_size_mb: float = 1.0  # sharded mode: text per shard (millions of characters)
+
+    @property
+    def options(self) -> pt.PretrainOptions:
+        return pt.PretrainOptions(
+            max_seq_length=self.max_seq_length,
+            max_predictions_per_seq=self.max_predictions_per_seq,
+            masked_lm_prob=self.masked_lm_prob,
+            short_seq_prob=self.short_seq_prob,
+            dupe_factor=self.dupe_factor,
+            do_whole_word_mask=self.do_whole_word_mask,
+        )
+
+
+# ---------------------------------------------------------------------------------- checking
+
+
+def _split(entries: Iterable[str]) -> list[str]:
+    return [part.strip() for entry in entries for part in str(entry).split(",") if part.strip()]
+
+
+def expand_input_files(entries: Iterable[str]) -> list[str]:
+    """Comma-split, then glob (sorted) each entry; ``-`` is stdin. NotFoundError if none."""
+    out: list[str] = []
+    for entry in _split(entries):
+        if entry == STDIN:
+            out.append(STDIN)
+        elif glob.has_magic(entry):
+            matches = sorted(p for p in glob.glob(os.path.expanduser(entry)) if os.path.isfile(p))
+            if not matches:
+                raise NotFoundError(f"no input file matches {entry!r}")
+            out.extend(matches)
+        else:
+            out.append(str(require_file(os.path.expanduser(entry), "input file")))
+    if not out:
+        raise UsageError("no input file given", hint="pass one or more text files, or - for stdin")
+    return out
+
+
+def _is_pattern(path: str) -> bool:
+    return "%" in path
+
+
+def _check_pattern(pattern: str) -> None:
+    try:
+        a, b = pattern % 0, pattern % 1
+    except (TypeError, ValueError):
+        raise UsageError(
+            f"output pattern {pattern!r} must hold exactly one integer field such as %05d"
+        ) from None
+    if a == b:
+        raise UsageError(f"output pattern {pattern!r} gives the same name for every shard")
+
+
+def is_sharded(config: MakePretrainDataConfig) -> bool:
+    """Sharded mode when several workers, a shard count, or an output pattern is given."""
+    outputs = _split(config.output_files)
+    return (
+        config.workers > 1
+        or config.num_output_shards is not None
+        or any(_is_pattern(p) for p in outputs)
+    )
+
+
+def validate(config: MakePretrainDataConfig) -> None:
+    """UsageError for options out of range or contradicting each other."""
+    checks = [
+        (config.max_seq_length >= 5, "--max-seq-length must be at least 5 ([CLS] A [SEP] B [SEP])"),
+        (config.max_predictions_per_seq >= 1, "--max-predictions-per-seq must be at least 1"),
+        (0.0 <= config.masked_lm_prob <= 1.0, "--masked-lm-prob must be in [0, 1]"),
+        (0.0 <= config.short_seq_prob <= 1.0, "--short-seq-prob must be in [0, 1]"),
+        (config.dupe_factor >= 1, "--dupe-factor must be at least 1"),
+        (config.workers >= 1, "--workers must be at least 1"),
+        (
+            config.num_output_shards is None or config.num_output_shards >= 1,
+            "--num-output-shards must be at least 1",
+        ),
+        (config.shard_size_mb > 0, "--shard-size-mb must be positive"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+    outputs = _split(config.output_files)
+    if not outputs:
+        raise UsageError("no output file given")
+    patterns = [p for p in outputs if _is_pattern(p)]
+    if patterns and len(outputs) > 1:
+        raise UsageError("give either one output pattern (with %05d) or a list of files, not both")
+    if patterns:
+        _check_pattern(patterns[0])
+    k = config.num_output_shards
+    if k is not None and not patterns and len(outputs) > 1 and len(outputs) != k:
+        raise UsageError(
+            f"--num-output-shards {k} does not match the {len(outputs)} output files given"
+        )
+
+
+def output_paths(config: MakePretrainDataConfig) -> list[Path] | str:
+    """The round-robin output files, or the per-shard pattern (a ``str``)."""
+    outputs = _split(config.output_files)
+    k = config.num_output_shards
+    if len(outputs) == 1 and _is_pattern(outputs[0]):
+        if k is None:
+            return outputs[0]
+        return [Path(outputs[0] % i) for i in range(k)]
+    if k is not None and len(outputs) == 1 and k > 1:
+        p = Path(outputs[0])
+        suffix = "".join(p.suffixes) if p.suffixes else ""
+        stem = p.name[: len(p.name) - len(suffix)] if suffix else p.name
+        return [p.with_name(f"{stem}-{i:05d}-of-{k:05d}{suffix}") for i in range(k)]
+    return [Path(o) for o in outputs]
+
+
+def load_tokenizer(config: MakePretrainDataConfig):
+    """The FullTokenizer and its VocabIds; NotFoundError / InputError for a bad vocabulary."""
+    from ..text.tokenization import FullTokenizer
+
+    vocab_file = require_file(
+        config.vocab_file,
+        "vocabulary file",
+        hint="pass --vocab-file with the vocab.txt of the model you will pretrain",
+    )
+    tokenizer = FullTokenizer(str(vocab_file), do_lower_case=config.do_lower_case)
+    if not tokenizer.vocab:
+        raise InputError("the vocabulary is empty", path=vocab_file)
+    return tokenizer, pt.VocabIds.from_vocab(tokenizer.vocab, vocab_file)
+
+
+# ----------------------------------------------------------------------------------- reading
+
+
+class _Reader:
+    """The corpus as a stream of raw documents; counts bytes and warns once on bad UTF-8."""
+
+    def __init__(self, inputs: list[str], stdin: IO | None) -> None:
+        self.inputs = inputs
+        self.stdin = stdin
+        self.bytes = 0
+        self.invalid_utf8_lines = 0
+
+    def _lines(self, lines: Iterable) -> Iterator[bytes]:
+        for raw in lines:
+            if isinstance(raw, str):  # a text-mode stdin stand-in
+                raw = raw.encode("utf-8", errors="surrogateescape")
+            self.bytes += len(raw)
+            yield raw
+
+    def _sources(self) -> Iterator[tuple[str, Iterable[bytes]]]:
+        for name in self.inputs:
+            if name == STDIN:
+                stream = self.stdin if self.stdin is not None else sys.stdin
+                yield "<stdin>", self._lines(getattr(stream, "buffer", stream))
+            else:
+                with open(name, "rb") as fh:
+                    yield name, self._lines(fh)
+
+    def _invalid(self, name: str, line: int) -> None:
+        self.invalid_utf8_lines += 1
+        if self.invalid_utf8_lines == 1:
+            console.warn(
+                f"{name}:{line}: invalid UTF-8; the bad bytes are dropped (as the original does)"
+                " - further such lines are counted in the summary"
+            )
+
+    def documents(self) -> Iterator[list[str]]:
+        return pt.iter_documents(pt.iter_text_lines(self._sources(), self._invalid))
+
+
+def _empty_corpus(inputs: list[str]) -> InputError:
+    where = "<stdin>" if inputs == [STDIN] else (inputs[0] if len(inputs) == 1 else None)
+    return InputError(
+        "no text to make instances from: the input is empty or has no tokens",
+        path=where,
+        hint="the input must hold one sentence per line, with blank lines between documents",
+    )
+
+
+def _warn_single_document() -> None:
+    console.warn(
+        "the corpus has a single document: random next sentences come from that same document"
+        " (as the original does); add more documents separated by blank lines"
+    )
+
+
+# -------------------------------------------------------------------------------------- runs
+
+
+def run(
+    config: MakePretrainDataConfig, progress: Progress | None = None, stdin: IO | None = None
+) -> dict:
+    """Make the TFRecords; returns a summary dict (JSON-serialisable).
+
+    ``progress(dict)`` gets ``phase, documents, instances, bytes, mb_per_s, seconds`` (plus
+    ``total_documents`` while creating instances in exact mode, ``shards`` in sharded mode).
+    """
+    validate(config)
+    inputs = expand_input_files(config.input_files)
+    tokenizer, vocab = load_tokenizer(config)
+    started = time.perf_counter()
+    reader = _Reader(inputs, stdin)
+    if is_sharded(config):
+        summary = _run_sharded(config, reader, tokenizer, vocab, progress, started)
+    else:
+        summary = _run_exact(config, reader, tokenizer, vocab, progress, started)
+    summary.update(
+        input_files=inputs,
+        bytes_read=reader.bytes,
+        invalid_utf8_lines=reader.invalid_utf8_lines,
+        seconds=round(time.perf_counter() - started, 3),
+        crc32c=CRC32C_IMPLEMENTATION,
+    )
+    return summary
+
+
+def _report(progress: Progress | None, started: float, reader: _Reader, **values) -> None:
+    if progress is None:
+        return
+    seconds = time.perf_counter() - started
+    progress(
+        dict(
+            values,
+            bytes=reader.bytes,
+            seconds=seconds,
+            mb_per_s=reader.bytes / 1e6 / seconds if seconds > 0 else 0.0,
+        )
+    )
+
+
+def _summary(mode: str, stats: pt.Stats, files: list[str], records_per_file: list[int]) -> dict:
+    out = stats.as_dict()
+    out.update(
+        mode=mode,
+        files=files,
+        records_per_file=records_per_file,
+        masked_fraction=round(stats.masked / stats.tokens, 6) if stats.tokens else 0.0,
+        random_next_fraction=round(stats.random_next / stats.instances, 6)
+        if stats.instances
+        else 0.0,
+    )
+    return out
+
+
+def _run_exact(config, reader, tokenizer, vocab, progress, started) -> dict:
+    """The original algorithm, whole corpus in memory, one rng."""
+    options = config.options
+    paths = output_paths(config)
+    assert not isinstance(paths, str)
+
+    all_documents: list[list[list[int]]] = []
+    for document in reader.documents():
+        all_documents.extend(pt.tokenize_documents([document], tokenizer, tokenizer.vocab))
+        if len(all_documents) % 1000 == 0:
+            _report(progress, started, reader, phase="read", documents=len(all_documents), instances=0)
+    if not all_documents:
+        raise _empty_corpus(reader.inputs)
+    if len(all_documents) == 1:
+        _warn_single_document()
+    n_docs = len(all_documents)
+
+    def on_document(done: int) -> None:
+        _report(
+            progress, started, reader, phase="create", documents=done,
+            total_documents=n_docs * options.dupe_factor, instances=0,
+        )
+
+    rng = random.Random(config.random_seed)
+    records, stats = pt.create_training_records(all_documents, options, vocab, rng, on_document)
+    del all_documents
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(TFRecordWriter(p)) for p in paths]
+        for i, record in enumerate(records):
+            writers[i % len(writers)].write_framed(record)
+            if (i + 1) % 20000 == 0:
+                _report(progress, started, reader, phase="write", documents=n_docs, instances=i + 1)
+    _report(progress, started, reader, phase="done", documents=n_docs, instances=stats.instances)
+    return _summary("exact", stats, [str(p) for p in paths], [w.records for w in writers])
+
+
+def _shard_results(config, reader, tokenizer, vocab) -> Iterator[pt.ShardResult]:
+    """Shard results in shard order; in a process pool (bounded in-flight) when workers > 1."""
+    shard_chars = max(1, int(config.shard_size_mb * 1e6))
+    shards = pt.iter_shards(reader.documents(), shard_chars)
+    options, seed = config.options, config.random_seed
+    if config.workers == 1:
+        for index, documents in enumerate(shards):
+            yield pt.process_shard(index, documents, seed, options, tokenizer, vocab)
+        return
+
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(
+        config.workers,
+        initializer=pt.init_worker,
+        initargs=(str(config.vocab_file), config.do_lower_case, options),
+    )
+    try:
+        pending: deque = deque()
+        max_in_flight = 2 * config.workers
+        for index, documents in enumerate(shards):
+            pending.append(pool.apply_async(pt.worker_process_shard, ((index, documents, seed),)))
+            del documents
+            while len(pending) >= max_in_flight:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+        pool.close()
+        pool.join()
+    finally:
+        pool.terminate()
+
+
+def _run_sharded(config, reader, tokenizer, vocab, progress, started) -> dict:
+    """Streamed shards, processed independently, written in shard order."""
+    paths = output_paths(config)
+    stats = pt.Stats()
+    shards = 0
+    files: list[str] = []
+    records_per_file: list[int] = []
+    with contextlib.ExitStack() as stack:
+        writers = (
+            [] if isinstance(paths, str) else [stack.enter_context(TFRecordWriter(p)) for p in paths]
+        )
+        next_writer = 0
+        results = stack.enter_context(contextlib.closing(_shard_results(config, reader, tokenizer, vocab)))
+        for result in results:
+            shards += 1
+            stats.add(result.stats)
+            if isinstance(paths, str):
+                if result.sizes:
+                    path = Path(paths % len(files))
+                    with TFRecordWriter(path) as writer:
+                        writer.write_framed(result.data, len(result.sizes))
+                    files.append(str(path))
+                    records_per_file.append(len(result.sizes))
+            else:
+                for record in result.records:
+                    writers[next_writer].write_framed(record)
+                    next_writer = (next_writer + 1) % len(writers)
+            del result
+            _report(
+                progress, started, reader, phase="shard", shards=shards,
+                documents=stats.documents, instances=stats.instances,
+            )
+        if stats.instances == 0:
+            raise _empty_corpus(reader.inputs)  # the ExitStack aborts the writers: no files
+        if writers:
+            files = [str(w.path) for w in writers]
+            records_per_file = [w.records for w in writers]
+            empty = sum(1 for n in records_per_file if n == 0)
+            if empty:
+                console.warn(f"{empty} of {len(writers)} output files got no instance (more files than instances)")
+    if stats.documents == 1:
+        _warn_single_document()
+    elif stats.single_document_shards:
+        console.warn(
+            f"{stats.single_document_shards} shard(s) held a single document after tokenization:"
+            " their random next sentences come from the same document"
+        )
+    summary = _summary("sharded", stats, files, records_per_file)
+    summary.update(shards=shards, workers=config.workers, shard_size_mb=config.shard_size_mb)
+    return summary

@@ -1,0 +1,757 @@
+"""Masked-LM / next-sentence pretraining instances, as the original ``create_pretraining_data.py``.
+
+Pure Python (no TensorFlow). Two ways to run it, both built from the same per-document and
+masking functions:
+
+**Exact mode** (:func:`create_training_records`) reproduces the original's output bit for bit:
+the whole corpus is held in memory, one ``random.Random(seed)`` drives every draw in the
+original's order (document shuffle; per document the short-target draw, the ``a_end`` draw,
+the random-next coin, up to 10 tries for a different random document, ``random_start``,
+the front/back truncation coins, the candidate shuffle, the 80/10/10 draws per WordPiece and
+the random-word index), and the instances are shuffled once at the end.
+
+**Sharded mode** (:func:`iter_shards` + :func:`process_shard`) scales to corpora that do not
+fit in memory. The document stream is cut, at document boundaries, into shards of about
+``shard_chars`` characters (at least 2 documents each, so a random next document always
+exists). Each shard is processed on its own, by the same code as the exact mode, with its
+own ``random.Random`` seeded from ``sha256(seed, shard index)``. It differs from the exact
+mode in three ways, and only these:
+
+* documents are shuffled **within their shard**, not across the corpus;
+* the random "next sentence" document is drawn **from the same shard**, not from the whole
+  corpus;
+* instances are shuffled **within their shard** (all ``dupe_factor`` copies of a document
+  end up in the same shard's output).
+
+Shard boundaries depend only on the input and ``shard_chars``, so the output depends only on
+the seed and the shard size, never on how many worker processes ran the shards.
+
+Everything works on token ids (ids of the vocabulary), which is equivalent to the original's
+token strings: ``[CLS]``/``[SEP]`` are recognised by id, ``##`` continuation pieces by a
+per-id flag, and the random replacement word is drawn from ``list(vocab.keys())`` exactly as
+the original does (any entry, even ``[PAD]`` or ``[unused*]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from array import array
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
+
+from ..errors import InputError
+from .tfrecord import (
+    Feature,
+    example_from_entries,
+    feature_entry,
+    float_feature,
+    frame_record,
+    int64_feature,
+    int64_feature_from_packed,
+    packed_varints,
+    varint_table,
+)
+
+__all__ = [
+    "PretrainOptions",
+    "VocabIds",
+    "Instance",
+    "Stats",
+    "iter_text_lines",
+    "iter_documents",
+    "iter_shards",
+    "tokenize_documents",
+    "create_instances_from_document",
+    "create_masked_lm_predictions",
+    "truncate_seq_pair",
+    "create_training_instances",
+    "create_training_records",
+    "InstanceSerializer",
+    "shard_seed",
+    "process_shard",
+    "ShardResult",
+]
+
+SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[MASK]")
+
+
+# ------------------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class PretrainOptions:
+    """The original's flags that shape instances (same names and defaults)."""
+
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    dupe_factor: int = 10
+    do_whole_word_mask: bool = False
+
+
+@dataclass(frozen=True)
+class VocabIds:
+    """What the instance logic needs from a vocabulary, in id space."""
+
+    cls_id: int
+    sep_id: int
+    mask_id: int
+    random_word_ids: tuple[int, ...]  # ids of list(vocab.keys()), the original's vocab_words
+    is_subword: bytes  # is_subword[id] == 1 when that token starts with "##"
+
+    @classmethod
+    def from_vocab(cls, vocab: Mapping[str, int], vocab_file: object = None) -> "VocabIds":
+        """Build from a ``token -> id`` mapping; InputError when a special token is missing."""
+        missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+        if missing:
+            raise InputError(
+                f"vocabulary lacks {', '.join(missing)} (needed for pretraining data)",
+                path=vocab_file,
+                hint="use a BERT vocab.txt, e.g. the one of `bert download MODEL`",
+            )
+        size = max(vocab.values()) + 1 if vocab else 0
+        flags = bytearray(size)
+        for token, index in vocab.items():
+            if token.startswith("##"):
+                flags[index] = 1
+        return cls(
+            cls_id=vocab["[CLS]"],
+            sep_id=vocab["[SEP]"],
+            mask_id=vocab["[MASK]"],
+            random_word_ids=tuple(vocab[w] for w in vocab.keys()),
+            is_subword=bytes(flags),
+        )
+
+
+class Instance:
+    """One training instance, in id space (tokens already masked)."""
+
+    __slots__ = ("input_ids", "len_a", "masked_lm_positions", "masked_lm_ids", "is_random_next")
+
+    def __init__(self, input_ids, len_a, masked_lm_positions, masked_lm_ids, is_random_next):
+        self.input_ids: list[int] = input_ids  # [CLS] A [SEP] B [SEP], after masking
+        self.len_a: int = len_a  # len(tokens_a)
+        self.masked_lm_positions: list[int] = masked_lm_positions  # ascending
+        self.masked_lm_ids: list[int] = masked_lm_ids  # the original ids at those positions
+        self.is_random_next: bool = is_random_next
+
+    @property
+    def segment_ids(self) -> list[int]:
+        n_a = self.len_a + 2
+        return [0] * n_a + [1] * (len(self.input_ids) - n_a)
+
+    def __repr__(self) -> str:
+        return (
+            f"Instance(input_ids={self.input_ids}, len_a={self.len_a}, "
+            f"masked_lm_positions={self.masked_lm_positions}, "
+            f"masked_lm_ids={self.masked_lm_ids}, is_random_next={self.is_random_next})"
+        )
+
+
+@dataclass
+class Stats:
+    """Counters of one run (or one shard)."""
+
+    documents: int = 0
+    instances: int = 0
+    tokens: int = 0  # real tokens in the instances, [CLS]/[SEP] included, padding excluded
+    masked: int = 0  # masked positions (predictions)
+    random_next: int = 0
+    single_document_shards: int = 0
+
+    def add(self, other: "Stats") -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+# ---------------------------------------------------------------------------------- fast draws
+#
+# ``random.Random.shuffle``/``randint`` spend most of their time in call overhead. The two
+# helpers below make exactly the same ``getrandbits`` calls as CPython's
+# ``_randbelow_with_getrandbits`` (shuffle: ``j = randbelow(i + 1)`` for i from len-1 down to 1;
+# randint(a, b): ``a + randbelow(b - a + 1)``). :func:`_check_fast_draws` verifies that at
+# import; if a future Python changes its algorithm we fall back to the library calls.
+
+
+_BIT_LENGTH = [n.bit_length() for n in range(1025)]
+
+
+def _fast_shuffle(x: list, rng: random.Random) -> None:
+    getrandbits = rng.getrandbits
+    if len(x) > 1024:  # long lists (documents, instances): no table
+        for i in range(len(x) - 1, 0, -1):
+            k = (i + 1).bit_length()
+            j = getrandbits(k)
+            while j > i:
+                j = getrandbits(k)
+            x[i], x[j] = x[j], x[i]
+        return
+    bit_length = _BIT_LENGTH
+    for i in range(len(x) - 1, 0, -1):
+        j = getrandbits(bit_length[i + 1])
+        while j > i:
+            j = getrandbits(bit_length[i + 1])
+        x[i], x[j] = x[j], x[i]
+
+
+def _fast_randint(rng: random.Random, a: int, b: int) -> int:
+    n = b - a + 1
+    k = n.bit_length()
+    getrandbits = rng.getrandbits
+    r = getrandbits(k)
+    while r >= n:
+        r = getrandbits(k)
+    return a + r
+
+
+def _lib_shuffle(x: list, rng: random.Random) -> None:
+    rng.shuffle(x)
+
+
+def _lib_randint(rng: random.Random, a: int, b: int) -> int:
+    return rng.randint(a, b)
+
+
+def _check_fast_draws() -> bool:
+    ref, fast = random.Random(987), random.Random(987)
+    for n in (1, 2, 3, 7, 64, 129, 1000):
+        x, y = list(range(n)), list(range(n))
+        ref.shuffle(x)
+        _fast_shuffle(y, fast)
+        if x != y or ref.randint(0, n) != _fast_randint(fast, 0, n):
+            return False
+    return ref.random() == fast.random()
+
+
+if _check_fast_draws():
+    shuffle, randint = _fast_shuffle, _fast_randint
+else:  # pragma: no cover - only on a Python whose random module changed
+    shuffle, randint = _lib_shuffle, _lib_randint
+
+
+# ------------------------------------------------------------------------------ reading text
+
+
+def iter_text_lines(
+    sources: Iterable[tuple[str, Iterable[bytes]]],
+    on_invalid_utf8: Callable[[str, int], None] | None = None,
+) -> Iterator[str]:
+    """Decode and strip the lines of each ``(name, binary line iterable)`` source.
+
+    Like the original: lines are split on ``\\n`` only, decoded as UTF-8 dropping invalid
+    bytes, and ``str.strip()``-ed. ``on_invalid_utf8(name, line_number)`` is called for each
+    line that had invalid bytes.
+    """
+    for name, lines in sources:
+        for number, raw in enumerate(lines, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line = raw.decode("utf-8", errors="ignore")
+                if on_invalid_utf8 is not None:
+                    on_invalid_utf8(name, number)
+            yield line.strip()
+
+
+def iter_documents(lines: Iterable[str]) -> Iterator[list[str]]:
+    """Group stripped lines into documents (blank line = new document); no empty documents.
+
+    Documents run on across file boundaries, as in the original (which only starts a new
+    document at a blank line).
+    """
+    document: list[str] = []
+    for line in lines:
+        if line:
+            document.append(line)
+        elif document:
+            yield document
+            document = []
+    if document:
+        yield document
+
+
+def _document_chars(document: Sequence[str]) -> int:
+    return sum(len(line) for line in document) + len(document)
+
+
+def iter_shards(
+    documents: Iterable[list[str]], shard_chars: int, min_documents: int = 2
+) -> Iterator[list[list[str]]]:
+    """Cut a document stream into shards of about ``shard_chars`` characters.
+
+    A shard is closed at the first document boundary at or past ``shard_chars``, once it has
+    ``min_documents`` documents. The generator reads only ``min_documents`` documents ahead,
+    so that the last shard never ends up with fewer than ``min_documents`` documents (unless
+    the whole stream has fewer): it holds at most one shard plus that look-ahead.
+    """
+    lookahead: deque[list[str]] = deque()
+    shard: list[list[str]] = []
+    size = 0
+    for document in documents:
+        lookahead.append(document)
+        if len(lookahead) <= min_documents:
+            continue
+        doc = lookahead.popleft()
+        shard.append(doc)
+        size += _document_chars(doc)
+        if size >= shard_chars and len(shard) >= min_documents:
+            yield shard
+            shard, size = [], 0
+    shard.extend(lookahead)
+    if shard:
+        yield shard
+
+
+def tokenize_documents(
+    documents: Iterable[Sequence[str]], tokenizer, vocab: Mapping[str, int] | None = None
+) -> list[list[list[int]]]:
+    """Tokenize each line of each document into ids; drop lines and documents left empty."""
+    vocab = tokenizer.vocab if vocab is None else vocab
+    encode = getattr(tokenizer, "encode", None)  # FullTokenizer's text -> ids fast path
+    if encode is None:
+        tokenize = tokenizer.tokenize
+
+        def encode(line: str) -> list[int]:
+            try:
+                return [vocab[t] for t in tokenize(line)]
+            except KeyError as exc:
+                raise InputError(
+                    f"the tokenizer produced {exc.args[0]!r}, which is not in the vocabulary"
+                ) from None
+
+    out: list[list[list[int]]] = []
+    for document in documents:
+        segments = [ids for ids in map(encode, document) if ids]
+        if segments:
+            out.append(segments)
+    return out
+
+
+# ------------------------------------------------------------------------- instance creation
+
+
+def truncate_seq_pair(tokens_a: list, tokens_b: list, max_num_tokens: int, rng) -> None:
+    """Trim the longer list (tie: ``tokens_b``) one token at a time, in place, until the pair
+    fits; each step deletes from the front when ``rng.random() < 0.5``, else from the back."""
+    rand = rng.random
+    a_lo, a_hi, b_lo, b_hi = 0, len(tokens_a), 0, len(tokens_b)
+    while (a_hi - a_lo) + (b_hi - b_lo) > max_num_tokens:
+        if a_hi - a_lo > b_hi - b_lo:
+            if rand() < 0.5:
+                a_lo += 1
+            else:
+                a_hi -= 1
+        else:
+            if rand() < 0.5:
+                b_lo += 1
+            else:
+                b_hi -= 1
+    if a_lo or a_hi != len(tokens_a):
+        tokens_a[:] = tokens_a[a_lo:a_hi]
+    if b_lo or b_hi != len(tokens_b):
+        tokens_b[:] = tokens_b[b_lo:b_hi]
+
+
+def create_masked_lm_predictions(
+    ids: list[int], options: PretrainOptions, vocab: VocabIds, rng
+) -> tuple[list[int], list[int], list[int]]:
+    """Mask ``ids`` as the original: ``(masked ids, positions ascending, original ids there)``.
+
+    Candidates are all positions but [CLS]/[SEP] (with whole-word masking, ``##`` pieces join
+    the previous candidate); they are shuffled; ``num_to_predict =
+    min(max_predictions_per_seq, max(1, round(len(ids) * masked_lm_prob)))``; a whole word
+    that would overshoot the budget is skipped; each chosen position (each WordPiece, even
+    under whole-word masking) is [MASK] 80%, kept 10%, a random vocabulary entry 10%.
+    """
+    cls_id, sep_id = vocab.cls_id, vocab.sep_id
+    if options.do_whole_word_mask:
+        is_subword = vocab.is_subword
+        groups: list[list[int]] = []
+        for i, t in enumerate(ids):
+            if t == cls_id or t == sep_id:
+                continue
+            if groups and is_subword[t]:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        shuffle(groups, rng)
+    else:
+        if (
+            ids[0] == cls_id
+            and ids[-1] == sep_id
+            and ids.count(cls_id) == 1
+            and ids.count(sep_id) == 2
+        ):
+            # the usual layout [CLS] A [SEP] B [SEP]: the candidates without a scan
+            first_sep = ids.index(sep_id)
+            cands = [*range(1, first_sep), *range(first_sep + 1, len(ids) - 1)]
+        else:
+            cands = [i for i, t in enumerate(ids) if t != cls_id and t != sep_id]
+        shuffle(cands, rng)
+
+    num_to_predict = min(
+        options.max_predictions_per_seq, max(1, int(round(len(ids) * options.masked_lm_prob)))
+    )
+    output = list(ids)
+    positions: list[int] = []
+    rand = rng.random
+    mask_id = vocab.mask_id
+    words = vocab.random_word_ids
+    last_word = len(words) - 1
+
+    if options.do_whole_word_mask:
+        # Groups are disjoint, so the original's "already covered" check never fires.
+        for group in groups:
+            if len(positions) >= num_to_predict:
+                break
+            if len(positions) + len(group) > num_to_predict:
+                continue
+            for index in group:  # 80/10/10 drawn for each piece
+                if rand() < 0.8:
+                    output[index] = mask_id
+                elif rand() < 0.5:
+                    pass  # keep the original token
+                else:
+                    output[index] = words[randint(rng, 0, last_word)]
+                positions.append(index)
+    else:
+        for index in cands[:num_to_predict]:
+            if rand() < 0.8:
+                output[index] = mask_id
+            elif rand() < 0.5:
+                pass
+            else:
+                output[index] = words[randint(rng, 0, last_word)]
+        positions = cands[:num_to_predict]
+    positions.sort()
+    return output, positions, [ids[p] for p in positions]
+
+
+def create_instances_from_document(
+    all_documents: Sequence[Sequence[list[int]]],
+    document_index: int,
+    options: PretrainOptions,
+    vocab: VocabIds,
+    rng: random.Random,
+) -> list[Instance]:
+    """The original's ``create_instances_from_document``, in id space (same draws, same order)."""
+    document = all_documents[document_index]
+    max_num_tokens = options.max_seq_length - 3
+    rand = rng.random
+
+    target_seq_length = max_num_tokens
+    if rand() < options.short_seq_prob:
+        target_seq_length = randint(rng, 2, max_num_tokens)
+
+    instances: list[Instance] = []
+    chunk: list[list[int]] = []
+    current_length = 0
+    i = 0
+    n_segments = len(document)
+    while i < n_segments:
+        segment = document[i]
+        chunk.append(segment)
+        current_length += len(segment)
+        if i == n_segments - 1 or current_length >= target_seq_length:
+            a_end = 1
+            if len(chunk) >= 2:
+                a_end = randint(rng, 1, len(chunk) - 1)
+            tokens_a: list[int] = []
+            for j in range(a_end):
+                tokens_a.extend(chunk[j])
+
+            tokens_b: list[int] = []
+            if len(chunk) == 1 or rand() < 0.5:
+                is_random_next = True
+                target_b_length = target_seq_length - len(tokens_a)
+                last_doc = len(all_documents) - 1
+                for _ in range(10):
+                    random_document_index = randint(rng, 0, last_doc)
+                    if random_document_index != document_index:
+                        break
+                random_document = all_documents[random_document_index]
+                random_start = randint(rng, 0, len(random_document) - 1)
+                for j in range(random_start, len(random_document)):
+                    tokens_b.extend(random_document[j])
+                    if len(tokens_b) >= target_b_length:
+                        break
+                i -= len(chunk) - a_end  # put the unused segments back
+            else:
+                is_random_next = False
+                for j in range(a_end, len(chunk)):
+                    tokens_b.extend(chunk[j])
+            truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
+
+            ids = [vocab.cls_id, *tokens_a, vocab.sep_id, *tokens_b, vocab.sep_id]
+            masked, positions, labels = create_masked_lm_predictions(ids, options, vocab, rng)
+            instances.append(Instance(masked, len(tokens_a), positions, labels, is_random_next))
+            chunk = []
+            current_length = 0
+        i += 1
+    return instances
+
+
+def _iter_instances(
+    all_documents: list[list[list[int]]],
+    options: PretrainOptions,
+    vocab: VocabIds,
+    rng: random.Random,
+    on_document: Callable[[int], None] | None = None,
+) -> Iterator[Instance]:
+    """Shuffle the documents, then ``dupe_factor`` rounds of per-document instances."""
+    shuffle(all_documents, rng)
+    done = 0
+    for _ in range(options.dupe_factor):
+        for document_index in range(len(all_documents)):
+            yield from create_instances_from_document(
+                all_documents, document_index, options, vocab, rng
+            )
+            done += 1
+            if on_document is not None and done % 1000 == 0:
+                on_document(done)
+
+
+def create_training_instances(
+    all_documents: list[list[list[int]]],
+    options: PretrainOptions,
+    vocab: VocabIds,
+    rng: random.Random,
+    on_document: Callable[[int], None] | None = None,
+) -> list[Instance]:
+    """The original's ``create_training_instances`` after tokenization.
+
+    Shuffles ``all_documents`` in place, runs ``dupe_factor`` rounds over the documents and
+    shuffles the instances. ``on_document(n)`` is called every 1000 documents processed.
+    """
+    instances = list(_iter_instances(all_documents, options, vocab, rng, on_document))
+    shuffle(instances, rng)
+    return instances
+
+
+# ------------------------------------------------------------------------------ serialization
+
+
+class InstanceSerializer:
+    """Turn instances into serialized ``tf.train.Example`` s with the original's features.
+
+    Features, in order: ``input_ids, input_mask, segment_ids, masked_lm_positions,
+    masked_lm_ids, masked_lm_weights (float), next_sentence_labels``; padded with 0 (0.0 for
+    the weights) to ``max_seq_length`` / ``max_predictions_per_seq``.
+
+    The map entries that depend only on lengths (mask, segments, weights, label) are cached,
+    and the id lists are packed straight from a varint table, padding being zero bytes (the
+    varint of 0 is one ``0x00`` byte).
+    """
+
+    def __init__(self, max_seq_length: int, max_predictions_per_seq: int) -> None:
+        self.max_seq_length = max_seq_length
+        self.max_predictions_per_seq = max_predictions_per_seq
+        self._table = varint_table()
+        self._prefix = {
+            key: feature_entry(key, Feature(b""))[2:-1]  # key field + the value's tag
+            for key in ("input_ids", "masked_lm_positions", "masked_lm_ids")
+        }
+        self._mask: dict[int, bytes] = {}
+        self._segments: dict[tuple[int, int], bytes] = {}
+        self._weights: dict[int, bytes] = {}
+        self._nsp = (
+            feature_entry("next_sentence_labels", int64_feature([0])),
+            feature_entry("next_sentence_labels", int64_feature([1])),
+        )
+
+    def features(self, instance: Instance) -> dict[str, Feature]:
+        """The seven features (slow path, for inspection and tests)."""
+        L, P = self.max_seq_length, self.max_predictions_per_seq
+        n, n_a, k = len(instance.input_ids), instance.len_a + 2, len(instance.masked_lm_positions)
+        return {
+            "input_ids": int64_feature(instance.input_ids + [0] * (L - n)),
+            "input_mask": int64_feature([1] * n + [0] * (L - n)),
+            "segment_ids": int64_feature([0] * n_a + [1] * (n - n_a) + [0] * (L - n)),
+            "masked_lm_positions": int64_feature(instance.masked_lm_positions + [0] * (P - k)),
+            "masked_lm_ids": int64_feature(instance.masked_lm_ids + [0] * (P - k)),
+            "masked_lm_weights": float_feature([1.0] * k + [0.0] * (P - k)),
+            "next_sentence_labels": int64_feature([int(instance.is_random_next)]),
+        }
+
+    def _packed(self, values: list[int], pad: int) -> bytes:
+        """Varints of ``values`` (vocabulary ids or positions, all >= 0) and ``pad`` zeros."""
+        table = self._table
+        try:
+            payload = b"".join([table[v] for v in values])
+        except IndexError:  # an id past the table (a vocabulary over 131,072 entries)
+            payload = packed_varints(values)
+        return payload + bytes(pad)
+
+    def _int64_entry(self, key: str, payload: bytes) -> bytes:
+        """The map entry of an Int64List feature whose packed payload is given."""
+        table = self._table
+        if len(payload) + 64 >= len(table):
+            return feature_entry(key, int64_feature_from_packed(payload))
+        inner = b"\x0a" + table[len(payload)] + payload
+        feature = b"\x1a" + table[len(inner)] + inner
+        body = self._prefix[key] + table[len(feature)] + feature
+        return b"\x0a" + table[len(body)] + body
+
+    def serialize(self, instance: Instance) -> bytes:
+        """The serialized ``tf.train.Example``."""
+        L, P = self.max_seq_length, self.max_predictions_per_seq
+        ids = instance.input_ids
+        n = len(ids)
+        if n > L:
+            raise ValueError(f"instance of {n} tokens exceeds max_seq_length {L}")
+        n_a = instance.len_a + 2
+        positions = instance.masked_lm_positions
+        k = len(positions)
+        mask = self._mask.get(n)
+        if mask is None:
+            mask = self._mask[n] = feature_entry("input_mask", int64_feature([1] * n + [0] * (L - n)))
+        segments = self._segments.get((n_a, n))
+        if segments is None:
+            segments = self._segments[(n_a, n)] = feature_entry(
+                "segment_ids", int64_feature([0] * n_a + [1] * (n - n_a) + [0] * (L - n))
+            )
+        weights = self._weights.get(k)
+        if weights is None:
+            weights = self._weights[k] = feature_entry(
+                "masked_lm_weights", float_feature([1.0] * k + [0.0] * (P - k))
+            )
+        if L <= 128:  # every position is a one-byte varint
+            positions_payload = bytes(positions) + bytes(P - k)
+        else:
+            positions_payload = self._packed(positions, P - k)
+        body = b"".join(
+            (
+                self._int64_entry("input_ids", self._packed(ids, L - n)),
+                mask,
+                segments,
+                self._int64_entry("masked_lm_positions", positions_payload),
+                self._int64_entry("masked_lm_ids", self._packed(instance.masked_lm_ids, P - k)),
+                weights,
+                self._nsp[1 if instance.is_random_next else 0],
+            )
+        )
+        return b"\x0a" + packed_varints([len(body)]) + body
+
+    def framed(self, instance: Instance) -> bytes:
+        """The TFRecord (framed, with checksums) of the instance."""
+        return frame_record(self.serialize(instance))
+
+
+def create_training_records(
+    all_documents: list[list[list[int]]],
+    options: PretrainOptions,
+    vocab: VocabIds,
+    rng: random.Random,
+    on_document: Callable[[int], None] | None = None,
+) -> tuple[list[bytes], Stats]:
+    """Exact mode: the framed TFRecords of all instances, in the original's output order.
+
+    Each instance is serialized as soon as it is made (serializing draws nothing from the rng,
+    and the final shuffle draws the same numbers whatever the list holds), so only the compact
+    records are kept in memory.
+    """
+    serializer = InstanceSerializer(options.max_seq_length, options.max_predictions_per_seq)
+    serialize = serializer.serialize
+    stats = Stats(documents=len(all_documents))
+    records: list[bytes] = []
+    append = records.append
+    tokens = masked = random_next = 0
+    for inst in _iter_instances(all_documents, options, vocab, rng, on_document):
+        tokens += len(inst.input_ids)
+        masked += len(inst.masked_lm_positions)
+        random_next += inst.is_random_next
+        append(frame_record(serialize(inst)))
+    shuffle(records, rng)
+    stats.instances, stats.tokens, stats.masked, stats.random_next = (
+        len(records), tokens, masked, random_next
+    )
+    return records, stats
+
+
+# ---------------------------------------------------------------------------------- sharding
+
+
+def shard_seed(seed: int, shard_index: int) -> int:
+    """The seed of one shard's ``random.Random``: stable across Python versions and runs."""
+    digest = hashlib.sha256(f"bert-pretrain-data:{seed}:{shard_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+@dataclass
+class ShardResult:
+    """What a worker sends back: the shard's framed records (in output order) and counters.
+
+    The records travel as one ``bytes`` plus their sizes: far cheaper to pickle and to hold
+    than a list of small ``bytes`` objects.
+    """
+
+    index: int
+    data: bytes = b""
+    sizes: array = field(default_factory=lambda: array("L"))
+    stats: Stats = field(default_factory=Stats)
+    chars: int = 0
+
+    @property
+    def records(self) -> Iterator[memoryview]:
+        """Each framed record, in order."""
+        view = memoryview(self.data)
+        offset = 0
+        for size in self.sizes:
+            yield view[offset : offset + size]
+            offset += size
+
+
+def process_shard(
+    shard_index: int,
+    documents: Sequence[Sequence[str]],
+    seed: int,
+    options: PretrainOptions,
+    tokenizer,
+    vocab: VocabIds,
+) -> ShardResult:
+    """Sharded mode: tokenize one shard's raw documents and make its framed records.
+
+    Same algorithm as the exact mode applied to the shard alone, with the shard's own rng.
+    """
+    chars = sum(_document_chars(d) for d in documents)
+    all_documents = tokenize_documents(documents, tokenizer)
+    result = ShardResult(index=shard_index, chars=chars)
+    if not all_documents:
+        return result
+    rng = random.Random(shard_seed(seed, shard_index))
+    records, stats = create_training_records(all_documents, options, vocab, rng)
+    stats.single_document_shards = int(len(all_documents) == 1)
+    result.sizes = array("L", map(len, records))
+    result.data = b"".join(records)
+    result.stats = stats
+    return result
+
+
+# Per-process state of a sharded-mode worker (set by :func:`init_worker`).
+_WORKER: dict = {}
+
+
+def init_worker(vocab_file: str, do_lower_case: bool, options: PretrainOptions) -> None:
+    """Pool initializer: load the tokenizer once per worker process."""
+    from .tokenization import FullTokenizer
+
+    tokenizer = FullTokenizer(vocab_file, do_lower_case=do_lower_case)
+    _WORKER.update(
+        tokenizer=tokenizer,
+        vocab=VocabIds.from_vocab(tokenizer.vocab, vocab_file),
+        options=options,
+    )
+
+
+def worker_process_shard(args: tuple[int, list[list[str]], int]) -> ShardResult:
+    """Pool task: :func:`process_shard` with the worker's tokenizer."""
+    shard_index, documents, seed = args
+    return process_shard(
+        shard_index, documents, seed, _WORKER["options"], _WORKER["tokenizer"], _WORKER["vocab"]
+    )

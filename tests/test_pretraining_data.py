@@ -1,0 +1,530 @@
+"""`bert make-pretrain-data`: exact instances (golden file), masking, sharded mode, bad inputs."""
+
+from __future__ import annotations
+
+import io
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bert_cli.errors import InputError, NotFoundError, UsageError
+from bert_cli.ops import make_pretrain_data as mpd
+from bert_cli.text import pretraining as pt
+from bert_cli.text import tfrecord as tfr
+
+GOLDEN = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
+FEATURES = [
+    "input_ids",
+    "input_mask",
+    "segment_ids",
+    "masked_lm_positions",
+    "masked_lm_ids",
+    "masked_lm_weights",
+    "next_sentence_labels",
+]
+
+
+# --------------------------------------------------------------------------- a toy tokenizer
+
+TOY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [
+    "the", "cat", "sat", "on", "mat", "un", "##believ", "##able", "dog", "##s", "run", "##ning",
+    "fast", "a", "bird", "fl", "##ew", "over", "hill", "##top", "##s", "quick", "brown", "fox",
+]  # "##s" twice: the original's vocab_words keeps the first position, the last id
+
+
+class ToyTokenizer:
+    """Whitespace split: the text already holds WordPieces (``un ##believ ##able``)."""
+
+    def __init__(self, words=TOY_VOCAB):
+        self.vocab = {}
+        for i, w in enumerate(words):
+            self.vocab[w] = i
+
+    def tokenize(self, text):
+        return text.split()
+
+
+TOY_WORDS = [
+    ["un", "##believ", "##able"], ["dog", "##s"], ["run", "##ning"], ["fl", "##ew"],
+    ["hill", "##top", "##s"], ["the"], ["cat"], ["sat"], ["on"], ["mat"], ["fast"], ["a"],
+    ["bird"], ["over"], ["quick"], ["brown"], ["fox"],
+]
+
+
+def toy_corpus(n_docs: int, seed: int = 0) -> list[list[str]]:
+    rng = random.Random(seed)
+    docs = []
+    for _ in range(n_docs):
+        doc = []
+        for _ in range(rng.randint(1, 8)):
+            words = [rng.choice(TOY_WORDS) for _ in range(rng.randint(1, 12))]
+            doc.append(" ".join(p for w in words for p in w))
+        docs.append(doc)
+    return docs
+
+
+# ------------------------------------------------- an independent reference (string space)
+
+
+def reference_instances(documents, vocab_words, opts, rng):
+    """The original algorithm written plainly over token strings with the library rng calls."""
+    documents = [list(d) for d in documents]
+    rng.shuffle(documents)
+    out = []
+    for _ in range(opts.dupe_factor):
+        for di in range(len(documents)):
+            out.extend(_ref_document(documents, di, vocab_words, opts, rng))
+    rng.shuffle(out)
+    return out
+
+
+def _ref_document(docs, di, vocab_words, opts, rng):
+    doc = docs[di]
+    max_tokens = opts.max_seq_length - 3
+    target = max_tokens
+    if rng.random() < opts.short_seq_prob:
+        target = rng.randint(2, max_tokens)
+    result, chunk, length, i = [], [], 0, 0
+    while i < len(doc):
+        chunk.append(doc[i])
+        length += len(doc[i])
+        if i == len(doc) - 1 or length >= target:
+            a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
+            a = [t for seg in chunk[:a_end] for t in seg]
+            b = []
+            if len(chunk) == 1 or rng.random() < 0.5:
+                rnd = True
+                for _ in range(10):
+                    ri = rng.randint(0, len(docs) - 1)
+                    if ri != di:
+                        break
+                rdoc = docs[ri]
+                for seg in rdoc[rng.randint(0, len(rdoc) - 1):]:
+                    b.extend(seg)
+                    if len(b) >= target - len(a):
+                        break
+                i -= len(chunk) - a_end
+            else:
+                rnd = False
+                b = [t for seg in chunk[a_end:] for t in seg]
+            while len(a) + len(b) > max_tokens:
+                longer = a if len(a) > len(b) else b
+                if rng.random() < 0.5:
+                    del longer[0]
+                else:
+                    longer.pop()
+            tokens = ["[CLS]"] + a + ["[SEP]"] + b + ["[SEP]"]
+            segs = [0] * (len(a) + 2) + [1] * (len(b) + 1)
+            result.append((*_ref_mask(tokens, vocab_words, opts, rng), segs, rnd))
+            chunk, length = [], 0
+        i += 1
+    return result
+
+
+def _ref_mask(tokens, vocab_words, opts, rng):
+    cands = []
+    for i, t in enumerate(tokens):
+        if t in ("[CLS]", "[SEP]"):
+            continue
+        if opts.do_whole_word_mask and cands and t.startswith("##"):
+            cands[-1].append(i)
+        else:
+            cands.append([i])
+    rng.shuffle(cands)
+    n = min(opts.max_predictions_per_seq, max(1, int(round(len(tokens) * opts.masked_lm_prob))))
+    out, picked = list(tokens), []
+    for group in cands:
+        if len(picked) >= n:
+            break
+        if len(picked) + len(group) > n:
+            continue
+        for i in group:
+            if rng.random() < 0.8:
+                out[i] = "[MASK]"
+            elif rng.random() < 0.5:
+                pass
+            else:
+                out[i] = vocab_words[rng.randint(0, len(vocab_words) - 1)]
+            picked.append(i)
+    picked.sort()
+    return out, picked, [tokens[i] for i in picked]
+
+
+@pytest.mark.parametrize("wwm", [False, True])
+@pytest.mark.parametrize("seq,short", [(24, 0.1), (12, 0.5), (64, 0.0)])
+def test_matches_an_independent_reference(wwm, seq, short):
+    tok = ToyTokenizer()
+    raw = toy_corpus(25, seed=seq)
+    docs = pt.tokenize_documents(raw, tok)
+    opts = pt.PretrainOptions(
+        max_seq_length=seq, max_predictions_per_seq=5, short_seq_prob=short, dupe_factor=3,
+        do_whole_word_mask=wwm,
+    )
+    vocab = pt.VocabIds.from_vocab(tok.vocab)
+    ours = pt.create_training_instances(docs, opts, vocab, random.Random(7))
+    str_docs = [[line.split() for line in d] for d in raw]
+    ref = reference_instances(str_docs, list(tok.vocab.keys()), opts, random.Random(7))
+    assert len(ours) == len(ref) > 50
+    for inst, (tokens, positions, labels, segs, rnd) in zip(ours, ref):
+        assert inst.input_ids == [tok.vocab[t] for t in tokens]
+        assert inst.masked_lm_positions == positions
+        assert inst.masked_lm_ids == [tok.vocab[t] for t in labels]
+        assert inst.segment_ids == segs
+        assert inst.is_random_next == rnd
+
+
+def test_truncate_seq_pair_longer_side_tie_goes_to_b():
+    class Coins:  # front, back, front, ...
+        def __init__(self):
+            self.n = 0
+
+        def random(self):
+            self.n += 1
+            return 0.0 if self.n % 2 else 0.9
+
+    a, b = list("abcdef"), list("xyz")
+    pt.truncate_seq_pair(a, b, 6, Coins())
+    assert a == list("cde") and b == list("xyz")  # the longer side only: front, back, front
+    a, b = list("ab"), list("xy")
+    pt.truncate_seq_pair(a, b, 3, Coins())
+    assert a == list("ab") and b == list("y")  # tie -> tokens_b, front
+
+
+# ------------------------------------------------------------------------- whole-word masking
+
+
+def test_whole_word_masking_covers_whole_words_and_draws_per_piece():
+    tok = ToyTokenizer()
+    docs = pt.tokenize_documents(toy_corpus(40, seed=3), tok)
+    opts = pt.PretrainOptions(max_seq_length=32, max_predictions_per_seq=6, dupe_factor=20,
+                              do_whole_word_mask=True)
+    vocab = pt.VocabIds.from_vocab(tok.vocab)
+    instances = pt.create_training_instances(docs, opts, vocab, random.Random(1))
+    sub = {i for w, i in tok.vocab.items() if w.startswith("##")}
+    mixed_words = 0
+    for inst in instances:
+        original = list(inst.input_ids)
+        for p, label in zip(inst.masked_lm_positions, inst.masked_lm_ids):
+            original[p] = label
+        # the original's groups: a ## piece joins the previous candidate (even across [SEP])
+        groups = []
+        for i, t in enumerate(original):
+            if t in (vocab.cls_id, vocab.sep_id):
+                continue
+            if groups and t in sub:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        masked = set(inst.masked_lm_positions)
+        n = min(6, max(1, round(len(original) * 0.15)))
+        assert len(masked) <= n
+        for g in groups:
+            assert set(g) <= masked or not set(g) & masked, (g, masked)
+            if len(g) > 1 and set(g) <= masked:
+                kinds = {inst.input_ids[i] == vocab.mask_id for i in g}
+                mixed_words += len(kinds) == 2
+    # 80/10/10 is drawn per piece: some masked words have [MASK] on one piece but not another
+    assert mixed_words > 10
+
+
+def test_whole_word_group_over_budget_is_skipped():
+    tok = ToyTokenizer()
+    vocab = pt.VocabIds.from_vocab(tok.vocab)
+    ids = [tok.vocab[t] for t in "[CLS] un ##believ ##able [SEP] hill ##top ##s [SEP]".split()]
+    opts = pt.PretrainOptions(max_predictions_per_seq=2, do_whole_word_mask=True)
+    for seed in range(20):
+        _, positions, _ = pt.create_masked_lm_predictions(ids, opts, vocab, random.Random(seed))
+        assert positions == [], positions  # both words have 3 pieces > the budget (1)
+    opts = pt.PretrainOptions(max_predictions_per_seq=3, masked_lm_prob=1.0, do_whole_word_mask=True)
+    _, positions, _ = pt.create_masked_lm_predictions(ids, opts, vocab, random.Random(0))
+    assert positions in ([1, 2, 3], [5, 6, 7])
+
+
+def test_random_word_can_be_any_vocab_entry():
+    tok = ToyTokenizer()
+    vocab = pt.VocabIds.from_vocab(tok.vocab)
+    # vocab_words has one "##s", at its first position, whose id is the last line's
+    first = TOY_VOCAB.index("##s")
+    assert len(vocab.random_word_ids) == len(TOY_VOCAB) - 1
+    assert vocab.random_word_ids[first] == TOY_VOCAB.index("##s", first + 1)
+    ids = [tok.vocab[t] for t in ("[CLS] " + "the " * 40 + "[SEP] " + "cat " * 40 + "[SEP]").split()]
+    opts = pt.PretrainOptions(max_predictions_per_seq=20)
+    seen = Counter()
+    for seed in range(400):
+        out, positions, _ = pt.create_masked_lm_predictions(ids, opts, vocab, random.Random(seed))
+        seen.update(out[p] for p in positions)
+    assert {0, 2, 3, 4} <= set(seen)  # [PAD], [CLS], [SEP] and [MASK] all drawn as random words
+
+
+# ------------------------------------------------------------------------ sharding structure
+
+
+def test_shard_reader_holds_at_most_one_shard_plus_lookahead():
+    consumed = 0
+
+    def documents():
+        nonlocal consumed
+        for i in range(1000):
+            consumed += 1
+            yield [f"{i:04d}" * 10]  # 40 characters + 1 per line
+
+    emitted = 0
+    sizes = []
+    for shard in pt.iter_shards(documents(), shard_chars=500):
+        emitted += len(shard)
+        sizes.append(len(shard))
+        # everything read so far is in this shard, in earlier shards, or in the 2-doc look-ahead
+        assert consumed - emitted <= 2
+        del shard
+    assert emitted == consumed == 1000
+    assert set(sizes[:-1]) == {13} and 2 <= sizes[-1] <= 13  # 13 * 41 >= 500 > 12 * 41
+
+
+def test_shards_keep_two_documents_when_possible():
+    docs = [["a" * 100]] * 5
+    assert [len(s) for s in pt.iter_shards(iter(docs), shard_chars=50)] == [2, 3]
+    assert [len(s) for s in pt.iter_shards(iter(docs[:1]), shard_chars=50)] == [1]
+    assert list(pt.iter_shards(iter([]), shard_chars=50)) == []
+
+
+def test_documents_and_invalid_utf8():
+    seen = []
+    lines = [b"  one \n", b"two\xff\xfe\n", b"\n", b"\n", b"\t\n", b"three\r\n", b"\n"]
+    text = list(pt.iter_text_lines([("f.txt", lines)], lambda n, i: seen.append((n, i))))
+    assert text == ["one", "two", "", "", "", "three", ""]
+    assert seen == [("f.txt", 2)]
+    assert list(pt.iter_documents(text)) == [["one", "two"], ["three"]]
+
+
+# --------------------------------------------------------------------------- with the real data
+
+
+@pytest.fixture(scope="module")
+def tokenization():
+    return pytest.importorskip("bert_cli.text.tokenization")
+
+
+def _config(shared_data, out, **kw) -> mpd.MakePretrainDataConfig:
+    values = dict(
+        input_files=(str(shared_data / "text/sample_text.txt"),),
+        output_files=(str(out),),
+        vocab_file=shared_data / "vocab/uncased/vocab.txt",
+    )
+    values.update(kw)
+    return mpd.MakePretrainDataConfig(**values)
+
+
+def _read(paths) -> list[dict]:
+    return [tfr.decode_example(r) for p in paths for r in tfr.read_records(p)]
+
+
+def test_golden_exact(shared_data, tokenization, tmp_path):
+    """All 60 examples, all 7 features, identical to the original's output."""
+    golden = _read([shared_data / GOLDEN])
+    assert len(golden) == 60
+    progress = []
+    summary = mpd.run(_config(shared_data, tmp_path / "out.tfrecord", dupe_factor=5), progress.append)
+    ours = _read([tmp_path / "out.tfrecord"])
+    assert len(ours) == 60
+    for i, (g, o) in enumerate(zip(golden, ours)):
+        assert list(o) == FEATURES
+        for name in FEATURES:
+            assert o[name] == g[name], (i, name)
+    assert summary["mode"] == "exact" and summary["instances"] == 60 and summary["documents"] == 3
+    assert summary["files"] == [str(tmp_path / "out.tfrecord")] and summary["records_per_file"] == [60]
+    assert progress and progress[-1]["instances"] == 60
+
+    # a comma list of outputs gets the same instances round-robin
+    a, b = tmp_path / "a.tfrecord", tmp_path / "b.tfrecord"
+    mpd.run(_config(shared_data, f"{a},{b}", dupe_factor=5))
+    assert _read([a]) == golden[0::2] and _read([b]) == golden[1::2]
+
+
+def test_statistics_on_sample_text(shared_data, tokenization, tmp_path):
+    cfg = _config(shared_data, tmp_path / "s.tfrecord", dupe_factor=60, random_seed=99)
+    summary = mpd.run(cfg)
+    examples = _read([tmp_path / "s.tfrecord"])
+    mask_id, kinds = 103, Counter()
+    for ex in examples:
+        n = sum(ex["input_mask"])
+        k = int(sum(ex["masked_lm_weights"]))
+        assert k == min(20, max(1, int(round(n * 0.15))))  # exactly the original's budget
+        assert ex["masked_lm_positions"][k:] == [0] * (20 - k)
+        assert ex["input_ids"][0] == 101 and ex["input_ids"][n - 1] == 102
+        for p, label in zip(ex["masked_lm_positions"][:k], ex["masked_lm_ids"][:k]):
+            got = ex["input_ids"][p]
+            kinds["mask" if got == mask_id else "keep" if got == label else "random"] += 1
+    total = sum(kinds.values())
+    assert total == summary["masked"] > 10000
+    assert abs(kinds["mask"] / total - 0.8) < 0.015
+    assert abs(kinds["keep"] / total - 0.1) < 0.012
+    assert abs(kinds["random"] / total - 0.1) < 0.012
+    assert 0.1 < summary["masked_fraction"] < 0.16
+    nsp = sum(ex["next_sentence_labels"][0] for ex in examples) / len(examples)
+    assert 0.4 < nsp < 0.6 and abs(nsp - summary["random_next_fraction"]) < 1e-6
+
+
+@pytest.fixture()
+def corpus(shared_data, tmp_path) -> Path:
+    """Real sentences (sample_text lines) rearranged into 150 documents."""
+    lines = [l for l in (shared_data / "text/sample_text.txt").read_text().splitlines() if l.strip()]
+    rng = random.Random(5)
+    docs = ["\n".join(rng.sample(lines, rng.randint(1, 6))) for _ in range(150)]
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n\n".join(docs) + "\n")
+    return path
+
+
+def test_sharded_mode_is_deterministic_across_worker_counts(shared_data, tokenization, tmp_path, corpus):
+    common = dict(input_files=(str(corpus),), dupe_factor=2, shard_size_mb=0.004)
+    one = mpd.run(_config(shared_data, tmp_path / "w1-%03d.tfrecord", num_output_shards=3, **common))
+    two = mpd.run(_config(shared_data, tmp_path / "w2-%03d.tfrecord", num_output_shards=3, workers=2, **common))
+    assert one["mode"] == two["mode"] == "sharded" and one["shards"] == two["shards"] > 5
+    assert one["instances"] == two["instances"] and two["workers"] == 2
+    for i in range(3):
+        assert (tmp_path / f"w1-{i:03d}.tfrecord").read_bytes() == (tmp_path / f"w2-{i:03d}.tfrecord").read_bytes()
+    # a different seed gives different data; the same seed in per-shard-file mode the same instances
+    other = mpd.run(_config(shared_data, tmp_path / "s-%03d.tfrecord", random_seed=1, **common))
+    assert other["instances"] != one["instances"] or _read(other["files"]) != _read(one["files"])
+    per_shard = mpd.run(_config(shared_data, tmp_path / "p-%03d.tfrecord", **common))
+    assert len(per_shard["files"]) == per_shard["shards"] == one["shards"]
+    assert sorted(map(repr, _read(per_shard["files"]))) == sorted(map(repr, _read(one["files"])))
+    for ex in _read(one["files"]):
+        assert list(ex) == FEATURES and len(ex["input_ids"]) == 128
+
+
+def test_sharded_single_shard_names_and_stdin(shared_data, tokenization, tmp_path):
+    data = (shared_data / "text/sample_text.txt").read_bytes()
+    summary = mpd.run(
+        _config(shared_data, tmp_path / "o.tfrecord", input_files=("-",), num_output_shards=2, dupe_factor=5),
+        stdin=io.BytesIO(data),
+    )
+    assert summary["files"] == [str(tmp_path / "o-00000-of-00002.tfrecord"), str(tmp_path / "o-00001-of-00002.tfrecord")]
+    assert summary["bytes_read"] == len(data) and summary["shards"] == 1
+    exact = mpd.run(_config(shared_data, tmp_path / "e.tfrecord", input_files=("-",), dupe_factor=5), stdin=io.BytesIO(data))
+    assert exact["instances"] == 60
+
+
+# ------------------------------------------------------------------------------- bad inputs
+
+
+def test_invalid_utf8_is_dropped_with_one_warning(shared_data, tokenization, tmp_path, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(mpd.console, "warn", warnings.append)
+    clean = (shared_data / "text/sample_text.txt").read_bytes()
+    dirty = clean.replace(b"Gold, surely!", b"Gold,\xff surely!\xc3").replace(b"This was nearly", b"This\xfe was nearly")
+    (tmp_path / "dirty.txt").write_bytes(dirty)
+    s = mpd.run(_config(shared_data, tmp_path / "d.tfrecord", input_files=(str(tmp_path / "dirty.txt"),), dupe_factor=5))
+    assert len(warnings) == 1 and f"{tmp_path / 'dirty.txt'}:" in warnings[0] and "UTF-8" in warnings[0]
+    line = dirty.split(b"\n").index(next(l for l in dirty.split(b"\n") if b"\xfe" in l)) + 1
+    assert warnings[0].split(":")[1] == str(line)
+    assert s["invalid_utf8_lines"] == 2
+    assert _read([tmp_path / "d.tfrecord"]) == _read([shared_data / GOLDEN])
+
+
+def test_empty_corpus_is_an_error_and_writes_nothing(shared_data, tokenization, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n   \n\x0c\n")
+    for kw in ({}, {"num_output_shards": 2}, {"workers": 2}):
+        with pytest.raises(InputError, match="no text"):
+            mpd.run(_config(shared_data, tmp_path / "out" / "x.tfrecord", input_files=(str(empty),), **kw))
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_single_document_warns_and_uses_itself(shared_data, tokenization, tmp_path, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(mpd.console, "warn", warnings.append)
+    one = tmp_path / "one.txt"
+    one.write_text("the cat sat on the mat.\nthe dog ran away.\nbirds fly south.\n")
+    s = mpd.run(_config(shared_data, tmp_path / "o.tfrecord", input_files=(str(one),), max_seq_length=12, dupe_factor=3))
+    assert s["instances"] > 0 and any("single document" in w for w in warnings)
+
+
+def test_vocab_without_special_tokens(shared_data, tokenization, tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\ncat\n")
+    with pytest.raises(InputError, match=r"vocab.txt: vocabulary lacks \[MASK\]"):
+        mpd.run(_config(shared_data, tmp_path / "o.tfrecord", vocab_file=vocab))
+    with pytest.raises(NotFoundError):
+        mpd.run(_config(shared_data, tmp_path / "o.tfrecord", vocab_file=tmp_path / "missing.txt"))
+    assert not (tmp_path / "o.tfrecord").exists()
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"max_seq_length": 4}, "at least 5"),
+        ({"max_predictions_per_seq": 0}, "max-predictions"),
+        ({"masked_lm_prob": 1.5}, "masked-lm-prob"),
+        ({"short_seq_prob": -0.1}, "short-seq-prob"),
+        ({"dupe_factor": 0}, "dupe-factor"),
+        ({"workers": 0}, "workers"),
+        ({"num_output_shards": 0}, "num-output-shards"),
+        ({"output_files": ("a-%s-%d.tfrecord",)}, "pattern"),
+        ({"output_files": ("a-%05d.tfrecord,b.tfrecord",)}, "pattern"),
+        ({"output_files": ("a.tfrecord,b.tfrecord",), "num_output_shards": 3}, "does not match"),
+    ],
+)
+def test_usage_errors(shared_data, tmp_path, kw, match):
+    with pytest.raises(UsageError, match=match):
+        mpd.run(_config(shared_data, tmp_path / "o.tfrecord", **kw))
+
+
+def test_missing_inputs(shared_data, tmp_path):
+    with pytest.raises(NotFoundError, match="input file"):
+        mpd.run(_config(shared_data, tmp_path / "o.tfrecord", input_files=(str(tmp_path / "nope.txt"),)))
+    with pytest.raises(NotFoundError, match="no input file matches"):
+        mpd.run(_config(shared_data, tmp_path / "o.tfrecord", input_files=(str(tmp_path / "*.nope"),)))
+
+
+def test_input_expansion(tmp_path):
+    for name in ("b.txt", "a.txt", "c.md"):
+        (tmp_path / name).write_text("x\n")
+    got = mpd.expand_input_files([f"{tmp_path}/*.txt,{tmp_path / 'c.md'}", "-"])
+    assert got == [str(tmp_path / "a.txt"), str(tmp_path / "b.txt"), str(tmp_path / "c.md"), "-"]
+
+
+@pytest.mark.parametrize("seq,preds", [(16, 4), (200, 30)])
+def test_fast_serializer_matches_the_generic_encoder(seq, preds):
+    """The hand-packed records decode like tfrecord.encode_example of the same features."""
+    ser = pt.InstanceSerializer(seq, preds)
+    rng = random.Random(seq)
+    for _ in range(30):
+        n = rng.randint(5, seq)
+        len_a = rng.randint(1, n - 4)
+        ids = [rng.randrange(0, 250_000) for _ in range(n)]  # ids past the varint table too
+        k = rng.randint(0, min(preds, n))
+        positions = sorted(rng.sample(range(n), k))
+        inst = pt.Instance(ids, len_a, positions, [ids[p] for p in positions], rng.random() < 0.5)
+        fast = tfr.decode_example(ser.serialize(inst))
+        slow = tfr.decode_example(tfr.encode_example(ser.features(inst)))
+        assert fast == slow and list(fast) == FEATURES
+        assert fast["input_ids"] == ids + [0] * (seq - n)
+        assert fast["segment_ids"] == [0] * (len_a + 2) + [1] * (n - len_a - 2) + [0] * (seq - n)
+        assert fast["masked_lm_weights"] == [1.0] * k + [0.0] * (preds - k)
+        assert fast["next_sentence_labels"] == [int(inst.is_random_next)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[CLS] the cat [SEP] sat on [SEP] mat [SEP]",  # an extra [SEP] in the text
+        "[CLS] the [CLS] cat [SEP] dog ##s [SEP] run",  # odd layouts: every non-special is a candidate
+        "un ##believ ##able [SEP] ##s the [CLS] ##s",
+    ],
+)
+@pytest.mark.parametrize("wwm", [False, True])
+def test_masking_odd_layouts_like_the_reference(text, wwm):
+    tok = ToyTokenizer()
+    vocab = pt.VocabIds.from_vocab(tok.vocab)
+    opts = pt.PretrainOptions(max_predictions_per_seq=3, masked_lm_prob=0.4, do_whole_word_mask=wwm)
+    tokens = text.split()
+    for seed in range(30):
+        out, positions, labels = pt.create_masked_lm_predictions(
+            [tok.vocab[t] for t in tokens], opts, vocab, random.Random(seed)
+        )
+        ref_out, ref_pos, ref_labels = _ref_mask(tokens, list(tok.vocab), opts, random.Random(seed))
+        assert out == [tok.vocab[t] for t in ref_out]
+        assert positions == ref_pos and labels == [tok.vocab[t] for t in ref_labels]
