@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from .download import download
 from .handling import guarded
+from .make_pretrain_data import make_pretrain_data
+from .pretrain import pretrain
 from .root import app
 from .squad_threshold import squad_threshold
 from .tokenize import tokenize
 
 app.command("download")(guarded(download))
+app.command("make-pretrain-data")(guarded(make_pretrain_data))
+app.command("pretrain")(guarded(pretrain))
 app.command("squad-threshold")(guarded(squad_threshold))
 app.command("tokenize")(guarded(tokenize))

@@ -29,3 +29,18 @@ DO_LOWER_CASE = typer.Option(
 MAX_SEQ_LENGTH = typer.Option(None, "--max-seq-length", min=3, help="Add [CLS]/[SEP], truncate pairs as the original, emit model inputs.")
 JSON = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout.")
 
+
+# --- model files -------------------------------------------------------------------------
+BERT_CONFIG_FILE = typer.Option(None, "--bert-config-file", help="bert_config.json of the model.")
+INIT_CHECKPOINT = typer.Option(None, "--init-checkpoint", help="Checkpoint to start from (TF1 prefix or folder; HF model.safetensors).")
+DOWNLOAD = typer.Option(False, "--download", help="Download --model NAME first if it is not cached.")
+OUTPUT_DIR = typer.Option(..., "--output-dir", "-o", help="Folder for checkpoints and results (rerun to resume).")
+
+# --- the engine (device, precision, training) ----------------------------------------------
+DEVICE = typer.Option("auto", "--device", help="auto | cpu | gpu | tpu (auto: TPU, several GPUs, TF_CONFIG workers, one GPU, else CPU).")
+PRECISION = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 (auto: bf16 on TPU, fp16 + loss scaling on GPU, fp32 on CPU).")
+XLA = typer.Option(None, "--xla/--no-xla", help="Compile with XLA (default: on for GPU/TPU, off for CPU).")
+SEED = typer.Option(None, "--seed", min=0, help="Seed Python, NumPy and TensorFlow for repeatable runs.")
+ACCUMULATION = typer.Option(1, "--gradient-accumulation-steps", min=1, help="Micro-batches per optimizer step (same result as a K x bigger batch).")
+OPTIMIZER = typer.Option("adamw", "--optimizer", help="adamw (the original AdamWeightDecay, no bias correction) | lamb.")
+KEEP_CHECKPOINTS = typer.Option(5, "--keep-checkpoints", min=1, help="How many recent checkpoints to keep.")

@@ -1,0 +1,91 @@
+"""``bert pretrain``: masked-LM + next-sentence pretraining (the original run_pretraining.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import options
+
+
+def pretrain(
+    input_file: str = typer.Option(..., "--input-file", "-i", help="TFRecords from `bert make-pretrain-data` (comma list and/or globs)."),
+    output_dir: Path = options.OUTPUT_DIR,
+    bert_config_file: Optional[Path] = options.BERT_CONFIG_FILE,
+    init_checkpoint: Optional[str] = options.INIT_CHECKPOINT,
+    model: Optional[str] = options.MODEL,
+    download: bool = options.DOWNLOAD,
+    do_train: bool = typer.Option(False, "--do-train", help="Train."),
+    do_eval: bool = typer.Option(False, "--do-eval", help="Evaluate and write eval_results.txt."),
+    train_batch_size: int = typer.Option(32, "--train-batch-size", min=1),
+    eval_batch_size: int = typer.Option(8, "--eval-batch-size", min=1),
+    learning_rate: float = typer.Option(5e-5, "--learning-rate", min=0.0),
+    num_train_steps: int = typer.Option(100000, "--num-train-steps", min=0),
+    num_warmup_steps: int = typer.Option(10000, "--num-warmup-steps", min=0),
+    max_seq_length: int = typer.Option(128, "--max-seq-length", min=3, help="Must equal the data's."),
+    max_predictions_per_seq: int = typer.Option(20, "--max-predictions-per-seq", min=1, help="Must equal the data's."),
+    save_checkpoints_steps: int = typer.Option(1000, "--save-checkpoints-steps", min=1),
+    max_eval_steps: int = typer.Option(100, "--max-eval-steps", min=1),
+    keep_checkpoints: int = options.KEEP_CHECKPOINTS,
+    log_every_steps: int = typer.Option(100, "--log-every-steps", min=1, help="Progress line every N steps (stderr)."),
+    device: str = options.DEVICE,
+    precision: str = options.PRECISION,
+    xla: Optional[bool] = options.XLA,
+    seed: Optional[int] = options.SEED,
+    gradient_accumulation_steps: int = options.ACCUMULATION,
+    optimizer: str = options.OPTIMIZER,
+    json_output: bool = options.JSON,
+) -> None:
+    """Pretrain BERT (MLM + NSP) from scratch or from a checkpoint; rerun the same command to resume.
+
+    Writes model.ckpt-STEP checkpoints in Google's TF1 layout, eval_results.txt and TensorBoard
+    scalars into --output-dir.
+    """
+    from ..errors import UsageError
+    from ..ops.pretrain import PretrainConfig, run
+    from .render import training_progress
+
+    if model is not None:
+        from ..models.resolve import resolve_model
+
+        files = resolve_model(model, download=download)
+        bert_config_file = bert_config_file or files.config_file
+        init_checkpoint = init_checkpoint or files.checkpoint
+    if bert_config_file is None:
+        raise UsageError("give --bert-config-file (or --model NAME|DIR)")
+    result = run(
+        PretrainConfig(
+            input_file=input_file,
+            output_dir=output_dir,
+            bert_config_file=bert_config_file,
+            init_checkpoint=init_checkpoint,
+            do_train=do_train,
+            do_eval=do_eval,
+            train_batch_size=train_batch_size,
+            eval_batch_size=eval_batch_size,
+            learning_rate=learning_rate,
+            num_train_steps=num_train_steps,
+            num_warmup_steps=num_warmup_steps,
+            max_seq_length=max_seq_length,
+            max_predictions_per_seq=max_predictions_per_seq,
+            save_checkpoints_steps=save_checkpoints_steps,
+            max_eval_steps=max_eval_steps,
+            keep_checkpoints=keep_checkpoints,
+            device=device,
+            precision=precision,
+            xla=xla,
+            seed=seed,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            optimizer=optimizer,
+            log_every_steps=log_every_steps,
+        ),
+        progress=training_progress(),
+    )
+    if json_output:
+        typer.echo(json.dumps(result.get("eval_results") or {"global_step": result.get("global_step")}, default=float))
+    elif result.get("eval_results"):
+        for key, value in sorted(result["eval_results"].items()):
+            typer.echo(f"{key} = {value}")

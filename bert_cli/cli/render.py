@@ -1,0 +1,36 @@
+"""Render progress events of long-running commands as plain lines on stderr (cron-friendly)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+
+def training_progress() -> Callable[[dict], None]:
+    """A callback for trainer events (``phase``: start, train, checkpoint, eval, ...)."""
+    from .. import console
+
+    def show(event: dict) -> None:
+        phase = event.get("phase")
+        if phase == "start":
+            if event.get("banner"):
+                console.info(event["banner"])
+            if event.get("resumed_from"):
+                console.info(f"resuming from {event['resumed_from']} (step {event.get('step')})")
+        elif phase == "train":
+            parts = [f"step {event['step']}/{event.get('total_steps', '?')}", f"loss {event['loss']:.4f}"]
+            if "learning_rate" in event:
+                parts.append(f"lr {event['learning_rate']:.3g}")
+            if "examples_per_s" in event:
+                parts.append(f"{event['examples_per_s']:.1f} examples/s")
+            if event.get("eta_s") is not None:
+                parts.append(f"ETA {event['eta_s']:.0f}s")
+            console.info("  ".join(parts))
+        elif phase == "checkpoint":
+            console.debug(f"saved {event['path']}")
+        elif phase == "eval":
+            results = event.get("results") or {}
+            console.info("eval: " + ", ".join(f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}" for k, v in sorted(results.items())))
+        elif event.get("message"):
+            console.info(str(event["message"]))
+
+    return show

@@ -1,0 +1,791 @@
+"""Masked-LM + next-sentence pretraining: the original ``run_pretraining.py`` in TensorFlow 2.
+
+Pieces (each usable alone):
+
+* :func:`inspect_input_files` -- pure-Python look at the first record of every input file:
+  missing features and a ``max_seq_length`` / ``max_predictions_per_seq`` that differs from the
+  data are clear :class:`~bert_cli.errors.InputError` s (not a parse failure mid-run).
+* :func:`check_first_batches` -- ids of the first batches against the model config
+  (``input_ids``/``masked_lm_ids`` < ``vocab_size`` and the rest) BEFORE any training: the
+  original silently trained on garbage (or NaN) with a vocabulary that does not match the data.
+  Every later batch is range-checked inside the input pipeline too (cheap, on the host).
+* :func:`train_dataset` / :func:`eval_dataset` -- the input pipelines (below).
+* :class:`PretrainingModel` -- :class:`~bert_cli.engine.model.BertModel` + tied
+  :class:`~bert_cli.engine.heads.PretrainingHeads`; ``loss = masked-LM (weighted) + NSP`` exactly
+  as the original; eval metric sums.
+* :func:`pretrain` -- the run: runtime, model, optimizer, :class:`TrainStep`, checkpoints,
+  TensorBoard summaries, progress callback, eval and ``eval_results.txt``.
+
+Training input and exact resume
+-------------------------------
+The original reads: file list -> ``repeat`` -> ``shuffle(len(files))`` -> sloppy
+``parallel_interleave`` (cycle ``min(4, n_files)``) -> ``shuffle(100)`` -> batch (drop
+remainder) -> int64 to int32. Its order is random and not reproducible, so a restarted run
+could neither skip what it had seen nor know where it stood.
+
+Here the example stream is a deterministic function of ``(seed, file list)`` made of *epochs*:
+epoch ``e`` shuffles the file list with seed ``f(seed, e)``, interleaves the files
+deterministically (cycle ``min(4, n_files)``, one record from each in turn) and shuffles the
+records in a buffer of 100 with seed ``f(seed, e)``; the epochs are concatenated, batched
+(drop remainder), parsed and cast to int32, and prefetched. An optimizer step consumes
+``gradient_accumulation_steps x train_batch_size`` examples, so a run resumed at
+``global_step = g`` skips ``g x K x B`` examples: whole epochs are skipped for free (the number
+of records per epoch is counted once from the TFRecord headers) and the rest of the current
+epoch with ``Dataset.skip``. The resumed run therefore sees exactly the batches the
+uninterrupted run would have seen: no lost or repeated steps.
+
+Within an epoch this is the original's pipeline; across the epoch boundary the file shuffle and
+the record buffer restart (the original's ``repeat`` came before the file shuffle, letting
+epochs blend by up to 100 records) -- statistically the same thing.
+
+Under fp16 a step whose gradients overflow is skipped (``global_step`` does not advance) but its
+examples were consumed; a run resumed after such skips is shifted by that many batches. The
+loss scale is not in the (original-layout) checkpoint either: it restarts at 2**15.
+
+Dropout draws from TensorFlow's stateful generator, which a new process restarts, so a resumed
+run matches the uninterrupted one bit for bit only with dropout 0 (weights, slots, step and
+data position are always exact).
+
+Init checkpoint and ``global_step``
+-----------------------------------
+Precedence, as the original Estimator: a complete checkpoint in ``output_dir`` wins (weights,
+Adam slots and ``global_step`` restored: a resume); otherwise ``init_checkpoint`` gives the
+weights (never the Adam slots: they start at zero, as in the original) and, when it has one,
+its ``global_step``, so a checkpoint written by ``run_pretraining.py`` at step 20 continues at
+step 21 with the learning-rate schedule where it was. (The original's ``init_from_checkpoint``
+restored trainable variables only and started from 0 unless the checkpoint sat in
+``output_dir``; Google's released ``bert_model.ckpt`` files have no ``global_step``, so they
+start at 0 either way.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import re
+import struct
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from .. import console
+from ..errors import BertError, InputError, UsageError
+from ..fileio import atomic_write
+from ..modelconfig import BertConfig
+from ..text.tfrecord import decode_example, read_records
+from .checkpoint import GLOBAL_STEP, load_into, tf1_names
+from .checkpoint_manager import CheckpointManager
+from .heads import PretrainingHeads, mlm_loss, nsp_loss
+from .model import BertModel, check_inputs, check_seq_length
+
+Progress = Callable[[dict], None]
+
+FEATURES: tuple[str, ...] = (
+    "input_ids",
+    "input_mask",
+    "segment_ids",
+    "masked_lm_positions",
+    "masked_lm_ids",
+    "masked_lm_weights",
+    "next_sentence_labels",
+)
+SEQ_FEATURES = ("input_ids", "input_mask", "segment_ids")
+PRED_FEATURES = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
+EVAL_KEYS = (
+    "global_step",
+    "loss",
+    "masked_lm_accuracy",
+    "masked_lm_loss",
+    "next_sentence_accuracy",
+    "next_sentence_loss",
+)
+FILE_SHUFFLE_CYCLE = 4  # the original's min(4, n_files)
+RECORD_SHUFFLE_BUFFER = 100  # the original's shuffle(buffer_size=100)
+_DATA_CHECK_TAG = "bert-data-check"
+
+
+# ============================================================================ input files
+
+
+@dataclasses.dataclass(frozen=True)
+class DataShape:
+    """Feature lengths found in the data: sequence length and masked positions per sequence."""
+
+    max_seq_length: int
+    max_predictions_per_seq: int
+
+
+def inspect_input_files(
+    files: Sequence[str], max_seq_length: int, max_predictions_per_seq: int
+) -> DataShape:
+    """Check every file's first record has the original features with the expected lengths.
+
+    Pure Python (reads one record per file). Raises :class:`InputError` naming the file for a
+    missing feature, a length that differs from ``max_seq_length`` /
+    ``max_predictions_per_seq``, or when no file has any record.
+    """
+    found: DataShape | None = None
+    for path in files:
+        first = _first_record(path)
+        if first is None:
+            console.warn(f"{path}: no records")
+            continue
+        try:
+            example = decode_example(first)
+        except ValueError as exc:
+            raise InputError(f"record 0 is not a tf.train.Example ({exc})", path=path) from None
+        missing = [name for name in FEATURES if name not in example]
+        if missing:
+            raise InputError(
+                f"not pretraining data: features {', '.join(missing)} are missing (it has {', '.join(sorted(example)) or 'none'})",
+                path=path,
+                hint="make the input with `bert make-pretrain-data`",
+            )
+        seq = {len(example[n]) for n in SEQ_FEATURES}
+        pred = {len(example[n]) for n in PRED_FEATURES}
+        if len(seq) != 1 or len(pred) != 1:
+            raise InputError("inconsistent feature lengths in record 0", path=path)
+        shape = DataShape(seq.pop(), pred.pop())
+        if shape.max_seq_length != max_seq_length:
+            raise InputError(
+                f"the data has sequences of length {shape.max_seq_length} but --max-seq-length is {max_seq_length}",
+                path=path,
+                hint=f"pass --max-seq-length {shape.max_seq_length} (the value the data was made with)",
+            )
+        if shape.max_predictions_per_seq != max_predictions_per_seq:
+            raise InputError(
+                f"the data has {shape.max_predictions_per_seq} masked positions per sequence but "
+                f"--max-predictions-per-seq is {max_predictions_per_seq}",
+                path=path,
+                hint=f"pass --max-predictions-per-seq {shape.max_predictions_per_seq} (the value the data was made with)",
+            )
+        found = shape
+    if found is None:
+        raise InputError(f"the input files hold no records: {', '.join(files)}", hint="check --input-file")
+    return found
+
+
+def _first_record(path: str) -> bytes | None:
+    for record in read_records(path):
+        return record
+    return None
+
+
+def count_records(files: Sequence[str]) -> int:
+    """Number of records in the TFRecord files, from their length headers (no data read)."""
+    total = 0
+    for path in files:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            offset = 0
+            while offset < size:
+                header = fh.read(8)
+                if len(header) < 8:
+                    raise InputError(f"truncated TFRecord at byte {offset}", path=path)
+                (length,) = struct.unpack("<Q", header)
+                offset += 16 + length
+                if offset > size:
+                    raise InputError(f"truncated TFRecord at record {total} (byte {offset - 16 - length})", path=path)
+                fh.seek(offset)
+                total += 1
+    return total
+
+
+# ============================================================================ parsing & checks
+
+
+def feature_spec(max_seq_length: int, max_predictions_per_seq: int) -> dict[str, tf.io.FixedLenFeature]:
+    """The original's ``name_to_features``."""
+    S, P = max_seq_length, max_predictions_per_seq
+    return {
+        "input_ids": tf.io.FixedLenFeature([S], tf.int64),
+        "input_mask": tf.io.FixedLenFeature([S], tf.int64),
+        "segment_ids": tf.io.FixedLenFeature([S], tf.int64),
+        "masked_lm_positions": tf.io.FixedLenFeature([P], tf.int64),
+        "masked_lm_ids": tf.io.FixedLenFeature([P], tf.int64),
+        "masked_lm_weights": tf.io.FixedLenFeature([P], tf.float32),
+        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+    }
+
+
+def make_parser(config: BertConfig, max_seq_length: int, max_predictions_per_seq: int, *, checks: bool = True):
+    """A function: serialized batch [B] -> dict of int32 / float32 features, range-checked."""
+    spec = feature_spec(max_seq_length, max_predictions_per_seq)
+    limits = {
+        "input_ids": config.vocab_size,
+        "masked_lm_ids": config.vocab_size,
+        "segment_ids": config.type_vocab_size,
+        "masked_lm_positions": max_seq_length,
+        "input_mask": 2,
+        "next_sentence_labels": 2,
+    }
+
+    @tf.autograph.experimental.do_not_convert
+    def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        features = tf.io.parse_example(serialized, spec)
+        asserts = []
+        if checks:
+            for name, limit in limits.items():
+                value = features[name]
+                ok = tf.logical_and(tf.reduce_min(value) >= 0, tf.reduce_max(value) < limit)
+                asserts.append(
+                    tf.debugging.Assert(
+                        ok,
+                        [f"{_DATA_CHECK_TAG}: {name} outside [0, {limit})", tf.reduce_min(value), tf.reduce_max(value)],
+                    )
+                )
+        with tf.control_dependencies(asserts):
+            return {
+                name: tf.identity(tf.cast(t, tf.int32) if t.dtype == tf.int64 else t) for name, t in features.items()
+            }
+
+    return parse
+
+
+def check_first_batches(
+    files: Sequence[str],
+    config: BertConfig,
+    max_seq_length: int,
+    max_predictions_per_seq: int,
+    *,
+    batch_size: int = 64,
+    num_batches: int = 2,
+) -> None:
+    """Check the first records (in file order) against the model config BEFORE any training.
+
+    ``input_ids``/``segment_ids``/``input_mask`` with :func:`~bert_cli.engine.model.check_inputs`,
+    ``masked_lm_ids`` < ``vocab_size``, ``masked_lm_positions`` < ``max_seq_length`` and NSP
+    labels in {0, 1}. Raises :class:`InputError` naming the files.
+    """
+    check_seq_length(config, max_seq_length)
+    source = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} more)"
+    parse = make_parser(config, max_seq_length, max_predictions_per_seq, checks=False)
+    ds = tf.data.TFRecordDataset(list(files)).batch(batch_size).take(num_batches).map(parse)
+    vocab_hint = "the data was made with another vocabulary than the model's bert_config.json (vocab_size)"
+    for batch in ds.as_numpy_iterator():
+        check_inputs(config, batch["input_ids"], batch["segment_ids"], batch["input_mask"], source=source)
+        _check_range(batch["masked_lm_ids"], "masked_lm_ids", config.vocab_size, "vocab_size", source, vocab_hint)
+        _check_range(batch["masked_lm_positions"], "masked_lm_positions", max_seq_length, "max_seq_length", source)
+        _check_range(batch["next_sentence_labels"], "next_sentence_labels", 2, "two classes", source)
+
+
+def _check_range(values: np.ndarray, what: str, limit: int, limit_name: str, source: str, hint: str | None = None):
+    if values.size == 0:
+        return
+    lo, hi = int(values.min()), int(values.max())
+    if lo < 0 or hi >= limit:
+        bad = lo if lo < 0 else hi
+        raise InputError(f"{what} contains {bad}, outside [0, {limit}) ({limit_name}={limit})", path=source, hint=hint)
+
+
+def data_error(exc: tf.errors.OpError, files: Sequence[str]) -> InputError:
+    """Turn a failure of the input pipeline into an InputError naming the files."""
+    text = str(exc)
+    where = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} more)"
+    match = re.search(re.escape(_DATA_CHECK_TAG) + r": (\w+) outside \[0, (\d+)\)\] \[(-?\d+)\] \[(-?\d+)\]", text)
+    if match:
+        name, limit, lo, hi = match.groups()
+        bad = lo if int(lo) < 0 else hi
+        return InputError(
+            f"a batch has {name} outside [0, {limit}) (found {bad})",
+            path=where,
+            hint="the data was made with another vocabulary or --max-seq-length than this model",
+        )
+    return InputError(f"cannot read the input: {text.splitlines()[0] if text else type(exc).__name__}", path=where)
+
+
+# ============================================================================ datasets
+
+
+_PIPELINE_GLOBAL_SEED = 20181011  # any fixed non-zero value (a (0, op-seed tensor) pair breaks get_seed)
+
+
+@contextlib.contextmanager
+def _pinned_global_seed() -> Iterator[None]:
+    """Trace dataset functions under a fixed global seed, then restore the previous one.
+
+    ``Dataset.shuffle(seed=s)`` also depends on the global seed; pinning it here makes the
+    data order a function of the data seed alone, whatever else the process seeded.
+    """
+    from tensorflow.python.eager import context  # the only way to read the current global seed
+
+    previous = context.global_seed()
+    tf.random.set_seed(_PIPELINE_GLOBAL_SEED)
+    try:
+        yield
+    finally:
+        tf.random.set_seed(previous)
+
+
+def train_dataset(
+    files: Sequence[str],
+    config: BertConfig,
+    *,
+    batch_size: int,
+    max_seq_length: int,
+    max_predictions_per_seq: int,
+    seed: int,
+    start_example: int = 0,
+    num_records: int | None = None,
+) -> tf.data.Dataset:
+    """The training stream from example ``start_example`` on (see the module docstring).
+
+    ``num_records`` (records per epoch) is counted from the files when resuming and not given.
+    """
+    files = [str(f) for f in files]
+    n_files = len(files)
+    cycle = min(FILE_SHUFFLE_CYCLE, n_files)
+    first_epoch, offset = 0, 0
+    if start_example > 0:
+        if num_records is None:
+            num_records = count_records(files)
+        if num_records <= 0:
+            raise InputError("the input files hold no records", path=files[0])
+        first_epoch, offset = divmod(int(start_example), num_records)
+    seed = int(seed) % (2**31 - 1)
+
+    @tf.autograph.experimental.do_not_convert
+    def epoch(e: tf.Tensor) -> tf.data.Dataset:
+        epoch_seed = tf.constant(seed, tf.int64) * 1_000_003 + e
+        names = tf.data.Dataset.from_tensor_slices(files).shuffle(n_files, seed=epoch_seed, reshuffle_each_iteration=False)
+        records = names.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=cycle,
+            block_length=1,
+            num_parallel_calls=cycle,
+            deterministic=True,
+        )
+        return records.shuffle(RECORD_SHUFFLE_BUFFER, seed=epoch_seed + 1, reshuffle_each_iteration=False)
+
+    with _pinned_global_seed():
+        ds = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch)
+    if offset:
+        ds = ds.skip(offset)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    ds = ds.map(make_parser(config, max_seq_length, max_predictions_per_seq), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(
+    files: Sequence[str],
+    config: BertConfig,
+    *,
+    batch_size: int,
+    max_seq_length: int,
+    max_predictions_per_seq: int,
+    max_eval_steps: int,
+) -> tf.data.Dataset:
+    """The original eval input: files read in order, repeated, ``max_eval_steps`` full batches."""
+    ds = tf.data.TFRecordDataset([str(f) for f in files]).repeat()
+    ds = ds.batch(batch_size, drop_remainder=True).take(max_eval_steps)
+    ds = ds.map(make_parser(config, max_seq_length, max_predictions_per_seq), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# ============================================================================ model
+
+
+# The model has no data-dependent Python control flow: tracing it without AutoGraph's source
+# conversion gives the same graph and saves seconds per process (13 s of a 21 s first trace
+# on a loaded 2-core machine for a 2-layer model).
+_plain_graph = tf.autograph.experimental.do_not_convert
+
+
+class PretrainingModel(tf.Module):
+    """BERT encoder + masked-LM / next-sentence heads, the original ``model_fn``'s maths."""
+
+    def __init__(self, config: BertConfig, *, seed: int | None = None, compute_dtype=tf.float32) -> None:
+        super().__init__(name="pretraining")
+        self.config = config
+        self.bert = BertModel(config, seed=seed, compute_dtype=compute_dtype)
+        self.heads = PretrainingHeads(config, self.bert.word_embeddings, seed=seed)
+
+    def tf1_variables(self) -> dict[str, tf.Variable]:
+        """``{TF1 name: variable}`` of the encoder and both heads."""
+        return tf1_names(self.bert, self.heads)
+
+    @_plain_graph
+    def logits(self, batch: Mapping[str, tf.Tensor], training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        """(masked-LM logits [B, P, V], next-sentence logits [B, 2]), float32."""
+        out = self.bert(batch["input_ids"], batch["input_mask"], batch["segment_ids"], training=training)
+        mlm = self.heads.mlm_logits(out.sequence_output, batch["masked_lm_positions"])
+        nsp = self.heads.nsp_logits(out.pooled_output)
+        return tf.cast(mlm, tf.float32), tf.cast(nsp, tf.float32)
+
+    @_plain_graph
+    def loss(self, batch: Mapping[str, tf.Tensor], training: bool = True) -> tf.Tensor:
+        """``masked_lm_loss + next_sentence_loss`` (the original's ``total_loss``)."""
+        mlm, nsp = self.logits(batch, training)
+        return mlm_loss(mlm, batch["masked_lm_ids"], batch["masked_lm_weights"]) + nsp_loss(
+            nsp, batch["next_sentence_labels"]
+        )
+
+    @_plain_graph
+    def eval_sums(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Per-batch sums behind the original ``metric_fn`` (weighted by ``masked_lm_weights``)."""
+        mlm, nsp = self.logits(batch, False)
+        ids = tf.cast(batch["masked_lm_ids"], tf.int32)
+        weights = tf.cast(batch["masked_lm_weights"], tf.float32)
+        mlm_nll = -tf.reduce_sum(tf.one_hot(ids, tf.shape(mlm)[-1]) * tf.nn.log_softmax(mlm, axis=-1), axis=-1)
+        mlm_hit = tf.cast(tf.equal(tf.argmax(mlm, axis=-1, output_type=tf.int32), ids), tf.float32)
+        labels = tf.reshape(tf.cast(batch["next_sentence_labels"], tf.int32), [-1])
+        nsp_nll = -tf.reduce_sum(tf.one_hot(labels, 2) * tf.nn.log_softmax(nsp, axis=-1), axis=-1)
+        nsp_hit = tf.cast(tf.equal(tf.argmax(nsp, axis=-1, output_type=tf.int32), labels), tf.float32)
+        batch_loss = mlm_loss(mlm, ids, weights) + nsp_loss(nsp, labels)
+        return {
+            "mlm_weight": tf.reduce_sum(weights),
+            "mlm_loss": tf.reduce_sum(weights * mlm_nll),
+            "mlm_correct": tf.reduce_sum(weights * mlm_hit),
+            "nsp_count": tf.cast(tf.size(labels), tf.float32),
+            "nsp_loss": tf.reduce_sum(nsp_nll),
+            "nsp_correct": tf.reduce_sum(nsp_hit),
+            "batch_loss": batch_loss,
+            "batches": tf.constant(1.0),
+        }
+
+
+def eval_metrics(sums: Mapping[str, float], global_step: int) -> dict[str, float | int]:
+    """The original's ``eval_results`` from accumulated :meth:`PretrainingModel.eval_sums`."""
+
+    def ratio(a: str, b: str) -> float:
+        return float(sums[a] / sums[b]) if sums[b] > 0 else 0.0
+
+    return {
+        "global_step": int(global_step),
+        "loss": ratio("batch_loss", "batches"),
+        "masked_lm_accuracy": ratio("mlm_correct", "mlm_weight"),
+        "masked_lm_loss": ratio("mlm_loss", "mlm_weight"),
+        "next_sentence_accuracy": ratio("nsp_correct", "nsp_count"),
+        "next_sentence_loss": ratio("nsp_loss", "nsp_count"),
+    }
+
+
+def format_eval_results(results: Mapping[str, Any]) -> str:
+    """``key = value`` lines sorted by key (floats printed as float32, like the original)."""
+    lines = []
+    for key in sorted(results):
+        value = results[key]
+        text = str(int(value)) if isinstance(value, (int, np.integer)) else str(np.float32(value))
+        lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+# ============================================================================ the run
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainPlan:
+    """Everything :func:`pretrain` needs, already validated (built by ``bert_cli.ops.pretrain``)."""
+
+    input_files: tuple[str, ...]
+    output_dir: Path
+    bert_config: BertConfig
+    init_checkpoint: str | None = None
+    do_train: bool = True
+    do_eval: bool = False
+    train_batch_size: int = 32
+    eval_batch_size: int = 8
+    learning_rate: float = 5e-5
+    num_train_steps: int = 100000
+    num_warmup_steps: int = 10000
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    save_checkpoints_steps: int = 1000
+    max_eval_steps: int = 100
+    keep_checkpoints: int | None = 5
+    device: str = "auto"
+    precision: str = "auto"
+    xla: bool | None = None
+    seed: int | None = None
+    gradient_accumulation_steps: int = 1
+    optimizer: str = "adamw"
+    log_every_steps: int = 100
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of the training data order (``seed``, or 0 when none was given)."""
+        return 0 if self.seed is None else int(self.seed)
+
+
+class _Run:
+    """State of one pretraining run (model, optimizer, step, checkpoints)."""
+
+    def __init__(self, plan: PretrainPlan, progress: Progress | None) -> None:
+        from .device import select_runtime
+        from .optimization import LinearWarmupDecay, create_optimizer
+        from .train_step import TrainStep
+
+        self.plan = plan
+        self.progress = progress
+        self.runtime = select_runtime(plan.device, plan.precision, plan.xla, plan.seed)
+        console.info(self.runtime.banner)
+        replicas = self.runtime.num_replicas
+        for name, size in (("train_batch_size", plan.train_batch_size), ("eval_batch_size", plan.eval_batch_size)):
+            if size % replicas:
+                raise UsageError(
+                    f"--{name.replace('_', '-')} {size} is not divisible by the {replicas} replicas",
+                    hint=f"use a multiple of {replicas}",
+                )
+        with self.runtime.scope():
+            self.model = PretrainingModel(plan.bert_config, seed=plan.seed, compute_dtype=self.runtime.compute_dtype)
+            self.names = self.model.tf1_variables()
+            self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            self.optimizer = create_optimizer(plan.optimizer, list(self.names.items()))
+            self.schedule = LinearWarmupDecay(plan.learning_rate, plan.num_train_steps, plan.num_warmup_steps)
+            self.step = TrainStep(
+                self.model.loss,
+                self.optimizer,
+                self.schedule,
+                clip_norm=1.0,
+                accumulation_steps=plan.gradient_accumulation_steps,
+                loss_scaler=self.runtime.make_loss_scaler(),
+                strategy=self.runtime.strategy,
+                jit_compile=self.runtime.xla,
+                global_step=self.global_step,
+            )
+        self.manager = CheckpointManager(
+            plan.output_dir,
+            self.checkpoint_tensors,
+            keep=plan.keep_checkpoints,
+            is_chief=self.runtime.is_chief,
+        )
+        self.resumed_from: str | None = None
+        self.initial_step = 0
+
+    def checkpoint_tensors(self) -> dict[str, tf.Variable]:
+        """Weights by TF1 name + optimizer slots + ``global_step``: the original layout."""
+        return {**self.names, **self.optimizer.slot_variables(), GLOBAL_STEP: self.global_step}
+
+    def emit(self, **event: Any) -> None:
+        if self.progress is not None:
+            self.progress(event)
+
+    # ------------------------------------------------------------------ restore
+
+    def restore(self) -> None:
+        """Resume from ``output_dir`` or initialise from ``init_checkpoint`` (see the module doc)."""
+        latest = self.manager.latest()
+        if latest is not None:
+            step = self.manager.restore(latest)
+            self.resumed_from = latest
+            console.info(f"resuming from {latest} (global_step {step})")
+        elif self.plan.init_checkpoint:
+            report = load_into(
+                [self.model.bert, self.model.heads], self.plan.init_checkpoint, allow_missing=("cls/",)
+            )
+            console.info(report.summary())
+            if report.missing:
+                console.warn(f"{len(report.missing)} head weights start from random values: {', '.join(report.missing[:4])}")
+            if report.global_step is not None:
+                self.global_step.assign(report.global_step)
+                console.info(f"continuing the init checkpoint's global_step {report.global_step} (Adam slots start at zero)")
+        elif not self.plan.do_train:
+            raise UsageError(
+                f"nothing to evaluate: no checkpoint in {self.plan.output_dir} and no --init-checkpoint",
+                hint="train first (--do-train) or pass --init-checkpoint",
+            )
+        self.initial_step = int(self.global_step.numpy())
+
+    # ------------------------------------------------------------------ training
+
+    def train(self) -> dict[str, Any]:
+        plan = self.plan
+        K, B, T = plan.gradient_accumulation_steps, plan.train_batch_size, plan.num_train_steps
+        start = int(self.global_step.numpy())
+        summary: dict[str, Any] = {"start_step": start, "steps_run": 0}
+        if start >= T:
+            console.info(f"global_step {start} >= num_train_steps {T}: nothing to train")
+            return summary
+        check_first_batches(plan.input_files, plan.bert_config, plan.max_seq_length, plan.max_predictions_per_seq)
+        ds = train_dataset(
+            plan.input_files,
+            plan.bert_config,
+            batch_size=B,
+            max_seq_length=plan.max_seq_length,
+            max_predictions_per_seq=plan.max_predictions_per_seq,
+            seed=plan.data_seed,
+            start_example=start * K * B,
+        )
+        iterator = iter(self.runtime.distribute(ds))
+        writer = self._writer("train")
+        fp16 = self.step.loss_scaler is not None
+        self.emit(phase="start", step=start, total_steps=T, resumed_from=self.resumed_from, banner=self.runtime.banner)
+
+        gs = start
+        last_saved = start if self.resumed_from else None
+        next_save = (start // plan.save_checkpoints_steps + 1) * plan.save_checkpoints_steps
+        losses: list[tf.Tensor] = []
+        window_start, window_step, began = time.perf_counter(), gs, time.perf_counter()
+        final_loss = float("nan")
+        while gs < T:
+            for _ in range(K):
+                try:
+                    batch = next(iterator)
+                except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as exc:
+                    raise data_error(exc, plan.input_files) from None
+                losses.append(self.step(batch))
+            gs += 1
+            boundary = gs % plan.log_every_steps == 0 or gs >= T or gs >= next_save
+            if not boundary:
+                continue
+            if fp16:  # skipped (overflow) steps do not count: re-read the real step
+                gs = int(self.global_step.numpy())
+            if gs % plan.log_every_steps == 0 or gs >= T:
+                final_loss = float(tf.add_n(losses).numpy()) / len(losses)
+                if not math.isfinite(final_loss) and not fp16:
+                    raise BertError(
+                        f"the training loss is {final_loss} at step {gs}",
+                        hint="lower --learning-rate, or check the data and --bert-config-file",
+                    )
+                now = time.perf_counter()
+                steps = max(gs - window_step, 1)
+                eps = steps * K * B / max(now - window_start, 1e-9)
+                lr = float(self.step.last["learning_rate"].numpy()) if "learning_rate" in self.step.last else 0.0
+                losses.clear()
+                window_start, window_step = now, gs
+                self._scalars(writer, gs, {"loss": final_loss, "learning_rate": lr, "examples/sec": eps})
+                self.emit(phase="train", step=gs, total_steps=T, loss=final_loss, learning_rate=lr,
+                          examples_per_s=eps, seconds=now - began)
+            if gs >= next_save or gs >= T:
+                path = self.manager.save(gs)
+                last_saved = gs
+                next_save = (gs // plan.save_checkpoints_steps + 1) * plan.save_checkpoints_steps
+                if path:
+                    self.emit(phase="checkpoint", step=gs, path=path)
+        if last_saved != gs:
+            self.manager.save(gs)
+        if writer is not None:
+            writer.flush()
+        seconds = time.perf_counter() - began
+        run_steps = gs - start
+        summary.update(
+            steps_run=run_steps,
+            final_loss=final_loss,
+            seconds=round(seconds, 3),
+            examples_per_s=run_steps * K * B / seconds if seconds > 0 else 0.0,
+        )
+        return summary
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self) -> dict[str, Any]:
+        plan = self.plan
+        check_first_batches(plan.input_files, plan.bert_config, plan.max_seq_length, plan.max_predictions_per_seq)
+        ds = eval_dataset(
+            plan.input_files,
+            plan.bert_config,
+            batch_size=plan.eval_batch_size,
+            max_seq_length=plan.max_seq_length,
+            max_predictions_per_seq=plan.max_predictions_per_seq,
+            max_eval_steps=plan.max_eval_steps,
+        )
+        strategy = self.runtime.strategy
+
+        @tf.autograph.experimental.do_not_convert
+        def step(batch):
+            per_replica = strategy.run(self.model.eval_sums, args=(batch,))
+            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+
+        compiled = self.runtime.function(step)
+        parts: list[dict[str, tf.Tensor]] = []
+        try:
+            for batch in self.runtime.distribute(ds):
+                parts.append(compiled(batch))
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as exc:
+            raise data_error(exc, plan.input_files) from None
+        if not parts:
+            raise InputError(
+                f"no full eval batch of {plan.eval_batch_size} examples",
+                path=plan.input_files[0],
+                hint="lower --eval-batch-size",
+            )
+        sums = {k: float(np.sum([np.float64(p[k].numpy()) for p in parts])) for k in parts[0]}
+        step_value = int(self.global_step.numpy())
+        results = eval_metrics(sums, step_value)
+        if self.runtime.is_chief:
+            with atomic_write(plan.output_dir / "eval_results.txt") as fh:
+                fh.write(format_eval_results(results))
+            self._scalars(self._writer("eval"), step_value, {k: v for k, v in results.items() if k != "global_step"})
+        self.emit(phase="eval", step=step_value, results=results, batches=len(parts))
+        return results
+
+    # ------------------------------------------------------------------ summaries
+
+    def _writer(self, name: str):
+        if not self.runtime.is_chief:
+            return None
+        return tf.summary.create_file_writer(str(self.plan.output_dir / name))
+
+    @staticmethod
+    def _scalars(writer, step: int, values: Mapping[str, float]) -> None:
+        if writer is None:
+            return
+        with writer.as_default(step=step):
+            for key, value in values.items():
+                write_scalar(key, value, step)
+        writer.flush()
+
+
+def write_scalar(tag: str, value: float, step: int) -> None:
+    """A TensorBoard scalar through ``tf.summary.write`` (what ``tf.summary.scalar`` does,
+    without needing the ``tensorboard`` package installed to *write* event files)."""
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step, metadata=metadata)
+
+
+def pretrain(plan: PretrainPlan, progress: Progress | None = None) -> dict[str, Any]:
+    """Run pretraining and/or evaluation; returns a JSON-serialisable summary.
+
+    ``progress(event)`` receives dicts with ``phase``: ``start`` (step, total_steps,
+    resumed_from, banner), ``train`` (step, total_steps, loss, learning_rate, examples_per_s,
+    seconds) every ``log_every_steps``, ``checkpoint`` (step, path), ``eval`` (step, results).
+    """
+    if not plan.do_train and not plan.do_eval:
+        raise UsageError("at least one of --do-train or --do-eval is required")
+    inspect_input_files(plan.input_files, plan.max_seq_length, plan.max_predictions_per_seq)
+    check_seq_length(plan.bert_config, plan.max_seq_length)
+    run = _Run(plan, progress)
+    if run.runtime.is_chief:
+        plan.output_dir.mkdir(parents=True, exist_ok=True)
+    run.restore()
+    result: dict[str, Any] = {
+        "output_dir": str(plan.output_dir),
+        "device": run.runtime.banner,
+        "initial_global_step": run.initial_step,
+        "resumed_from": run.resumed_from,
+        "init_checkpoint": plan.init_checkpoint if run.resumed_from is None else None,
+    }
+    if plan.do_train:
+        result["train"] = run.train()
+    if plan.do_eval:
+        result["eval"] = run.evaluate()
+        result["eval_results"] = str(plan.output_dir / "eval_results.txt")
+    result["global_step"] = int(run.global_step.numpy())
+    result["checkpoint"] = run.manager.latest()
+    return result
+
+
+__all__ = [
+    "FEATURES",
+    "EVAL_KEYS",
+    "DataShape",
+    "PretrainPlan",
+    "PretrainingModel",
+    "check_first_batches",
+    "count_records",
+    "eval_dataset",
+    "eval_metrics",
+    "feature_spec",
+    "format_eval_results",
+    "inspect_input_files",
+    "make_parser",
+    "pretrain",
+    "train_dataset",
+]

@@ -1,0 +1,44 @@
+"""`bert pretrain` through the real CLI: option errors surface before any TensorFlow work."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from bert_cli.cli.app import app
+
+GOLDEN = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
+
+
+def tiny_config(path):
+    path.write_text(json.dumps({
+        "vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "intermediate_size": 32, "max_position_embeddings": 128, "type_vocab_size": 2,
+    }))
+    return path
+
+
+def test_config_is_required(tmp_path):
+    result = CliRunner().invoke(app, ["pretrain", "--input-file", "x.tfrecord", "--output-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--bert-config-file" in result.stderr
+
+
+def test_data_length_mismatch_is_a_clear_error(shared_data, tmp_path):
+    result = CliRunner().invoke(app, [
+        "pretrain", "--input-file", str(shared_data / GOLDEN), "--output-dir", str(tmp_path / "run"),
+        "--bert-config-file", str(tiny_config(tmp_path / "bert_config.json")),
+        "--do-train", "--num-train-steps", "1", "--max-seq-length", "64",
+    ])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "--max-seq-length 128" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_model_is_exit_3(tmp_path, monkeypatch):
+    monkeypatch.setenv("BERT_CACHE", str(tmp_path / "cache"))
+    result = CliRunner().invoke(app, [
+        "pretrain", "--input-file", "x", "--output-dir", str(tmp_path / "run"), "--model", "no-such-model",
+    ])
+    assert result.exit_code == 3
