@@ -25,10 +25,12 @@ def training_progress() -> Callable[[dict], None]:
             if event.get("eta_s") is not None:
                 parts.append(f"ETA {event['eta_s']:.0f}s")
             console.info("  ".join(parts))
+        elif phase == "featurize":
+            console.debug(f"{event.get('split')}: {event.get('examples')} examples featurized")
         elif phase == "checkpoint":
             console.debug(f"saved {event['path']}")
         elif phase == "eval":
-            results = event.get("results") or {}
+            results = event.get("results") or event.get("metrics") or {}
             console.info("eval: " + ", ".join(f"{k} = {v:.4f}" if isinstance(v, float) else f"{k} = {v}" for k, v in sorted(results.items())))
         elif event.get("message"):
             console.info(str(event["message"]))

@@ -1,0 +1,142 @@
+"""``bert finetune TASK``: fine-tune on a GLUE/XNLI task or your own CSV/TSV/JSONL (run_classifier.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import options
+
+TASKS = ("mrpc", "cola", "mnli", "xnli", "sst2", "qqp", "qnli", "rte", "wnli", "stsb", "csv", "tsv", "jsonl")
+
+
+def _complete_task(incomplete: str) -> list[str]:
+    return [t for t in TASKS if t.startswith(incomplete.lower())]
+
+
+def finetune(
+    task: str = typer.Argument(..., help=f"Task: {', '.join(TASKS)} (csv/tsv/jsonl: your own data).", autocompletion=_complete_task),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with train/dev/test files (default for GLUE tasks: the downloaded dataset)."),
+    output_dir: Path = options.OUTPUT_DIR,
+    model: Optional[str] = options.MODEL,
+    download: bool = options.DOWNLOAD,
+    vocab_file: Optional[Path] = options.VOCAB_FILE,
+    bert_config_file: Optional[Path] = options.BERT_CONFIG_FILE,
+    init_checkpoint: Optional[str] = options.INIT_CHECKPOINT,
+    do_lower_case: Optional[bool] = options.DO_LOWER_CASE,
+    force_casing: bool = typer.Option(False, "--force-casing", help="Allow --do-lower-case to contradict the model's casing."),
+    do_train: bool = typer.Option(False, "--do-train", help="Train on train split."),
+    do_eval: bool = typer.Option(False, "--do-eval", help="Evaluate on dev; write eval_results.txt."),
+    do_predict: bool = typer.Option(False, "--do-predict", help="Predict test; write test_results.tsv."),
+    max_seq_length: int = typer.Option(128, "--max-seq-length", min=3),
+    train_batch_size: int = typer.Option(32, "--train-batch-size", min=1),
+    eval_batch_size: int = typer.Option(8, "--eval-batch-size", min=1),
+    predict_batch_size: int = typer.Option(8, "--predict-batch-size", min=1),
+    learning_rate: float = typer.Option(5e-5, "--learning-rate", min=0.0),
+    num_train_epochs: float = typer.Option(3.0, "--num-train-epochs", min=0.0),
+    warmup_proportion: float = typer.Option(0.1, "--warmup-proportion", min=0.0, max=1.0),
+    save_checkpoints_steps: int = typer.Option(1000, "--save-checkpoints-steps", min=1),
+    keep_checkpoints: int = options.KEEP_CHECKPOINTS,
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps (shortened runs)."),
+    eval_every_steps: Optional[int] = typer.Option(None, "--eval-every-steps", min=1, help="Evaluate on dev every N steps."),
+    eval_every_epoch: bool = typer.Option(False, "--eval-every-epoch", help="Evaluate on dev after each epoch."),
+    keep_best: Optional[str] = typer.Option(None, "--keep-best", help="Keep the best checkpoint by this dev metric (accuracy, f1, mcc, eval_loss, ...) in best/."),
+    early_stopping_patience: Optional[int] = typer.Option(None, "--early-stopping-patience", min=1, help="Stop after N evaluations without improvement."),
+    export_slim: bool = typer.Option(False, "--export-slim", help="Also write weights-only export/ (no Adam slots, 3x smaller)."),
+    export_saved_model: bool = typer.Option(False, "--export-saved-model", help="Also write a TensorFlow SavedModel."),
+    repeat: int = typer.Option(1, "--repeat", min=1, help="Run K times with seeds seed, seed+1, ...; report mean and spread."),
+    language: Optional[str] = typer.Option(None, "--language", help="xnli: the language (default zh)."),
+    text_a_column: Optional[str] = typer.Option(None, "--text-a-column", help="csv/tsv/jsonl: column (name or 0-based index) of the text."),
+    text_b_column: Optional[str] = typer.Option(None, "--text-b-column", help="csv/tsv/jsonl: column of the second text (pairs)."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="csv/tsv/jsonl: column of the label."),
+    header: Optional[bool] = typer.Option(None, "--header/--no-header", help="csv/tsv: the first row is a header (default: yes)."),
+    label_separator: Optional[str] = typer.Option(None, "--label-separator", help="csv/tsv: separator of several labels in one cell (multi-label)."),
+    multilabel: Optional[bool] = typer.Option(None, "--multilabel/--no-multilabel", help="csv/tsv/jsonl: several labels per example."),
+    regression: Optional[bool] = typer.Option(None, "--regression/--no-regression", help="csv/tsv/jsonl: the label is a number."),
+    device: str = options.DEVICE,
+    precision: str = options.PRECISION,
+    xla: Optional[bool] = options.XLA,
+    seed: Optional[int] = options.SEED,
+    gradient_accumulation_steps: int = options.ACCUMULATION,
+    optimizer: str = options.OPTIMIZER,
+    json_output: bool = typer.Option(False, "--json", help="Print the final metrics as one JSON object on stdout."),
+) -> None:
+    """Fine-tune BERT for sentence(-pair) classification or regression, as run_classifier.py.
+
+    Writes checkpoints (Google's TF1 layout), eval_results.txt and test_results.tsv into
+    --output-dir, plus bert_run.json so that `bert predict --model OUTPUT_DIR` works.
+    Rerun the same command to resume an interrupted run.
+    """
+    from ..ops.finetune import FinetuneConfig, run
+    from .render import training_progress
+
+    def column(value: Optional[str]):
+        return int(value) if value is not None and value.isdigit() else value
+
+    task_options = {
+        "language": language,
+        "text_a_column": column(text_a_column),
+        "text_b_column": column(text_b_column),
+        "label_column": column(label_column),
+        "header": header,
+        "label_separator": label_separator,
+        "multilabel": multilabel,
+        "regression": regression,
+    }
+    result = run(
+        FinetuneConfig(
+            task=task,
+            output_dir=output_dir,
+            data_dir=data_dir,
+            task_options={k: v for k, v in task_options.items() if v is not None},
+            model=model,
+            vocab_file=vocab_file,
+            bert_config_file=bert_config_file,
+            init_checkpoint=init_checkpoint,
+            download=download,
+            do_lower_case=do_lower_case,
+            force_casing=force_casing,
+            do_train=do_train,
+            do_eval=do_eval,
+            do_predict=do_predict,
+            max_seq_length=max_seq_length,
+            train_batch_size=train_batch_size,
+            eval_batch_size=eval_batch_size,
+            predict_batch_size=predict_batch_size,
+            learning_rate=learning_rate,
+            num_train_epochs=num_train_epochs,
+            warmup_proportion=warmup_proportion,
+            save_checkpoints_steps=save_checkpoints_steps,
+            keep_checkpoint_max=keep_checkpoints,
+            max_steps=max_steps,
+            eval_every_steps=eval_every_steps,
+            eval_every_epoch=eval_every_epoch,
+            keep_best=keep_best,
+            early_stopping_patience=early_stopping_patience,
+            export_slim=export_slim,
+            export_saved_model=export_saved_model,
+            repeat=repeat,
+            seed=seed,
+            device=device,
+            precision=precision,
+            xla=xla,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            optimizer=optimizer,
+        ),
+        progress=training_progress(),
+    )
+    if "runs" in result:  # --repeat K: mean and spread over the seeds
+        metrics = {k: result[k] for k in ("seeds", "mean", "std", "min", "max") if k in result}
+    else:
+        metrics = result.get("eval") or {"global_step": result.get("global_step")}
+    if json_output:
+        typer.echo(json.dumps(metrics, default=float))
+    elif "runs" in result:
+        for key in sorted(metrics.get("mean", {})):
+            typer.echo(f"{key} = {metrics['mean'][key]} +- {metrics.get('std', {}).get(key)}")
+    else:
+        for key, value in sorted(metrics.items()):
+            typer.echo(f"{key} = {value}")

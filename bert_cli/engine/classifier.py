@@ -1,0 +1,472 @@
+"""Sentence(-pair) classifier / regressor on the BERT encoder: model, input pipeline, loops.
+
+The model is the original ``run_classifier.py`` ``create_model``: the pooled output, dropout
+0.1 in training only, one linear layer with ``output_weights`` [C, H] / ``output_bias`` [C]
+at the top scope (:class:`~bert_cli.engine.heads.ClassifierHead`). Losses per task kind:
+
+==================  ====================================  =======================================
+kind                loss (per example, then batch mean)   outputs
+==================  ====================================  =======================================
+classification      -log softmax(logits)[label]           softmax probabilities [B, C]
+regression          (logit - score)^2  (C = 1)            the score [B]
+multilabel          mean sigmoid cross-entropy over C     sigmoid probabilities [B, C]
+==================  ====================================  =======================================
+
+Only classification exists in the original; the other two are the usual extensions
+(GLUE STS-B regression is MSE in every later BERT code base).
+
+Input pipeline (as the original's ``input_fn_builder``): training takes the in-memory arrays,
+``repeat()``, ``shuffle(100)`` (seeded) and ``batch(drop_remainder=True)``; evaluation and
+prediction batch in order with ``drop_remainder=False`` and no padding examples (the
+original's CPU/GPU path). A resumed run skips the batches already consumed, so with a seed a
+run killed and resumed sees the same batches as an uninterrupted one.
+
+Training follows :mod:`bert_cli.engine.train_step` / :mod:`bert_cli.engine.device`: everything
+is built under ``runtime.scope()``, batches are global and go through ``runtime.distribute``,
+``train_batch_size`` is the effective batch of one optimizer step (``gradient_accumulation``
+micro-batches of ``train_batch_size / K`` examples), the loop runs on ``global_step`` and only
+the chief writes checkpoints (:class:`~bert_cli.engine.checkpoint_manager.CheckpointManager`,
+the TF1 layout with Adam slots and ``global_step``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from ..errors import UsageError
+from ..modelconfig import BertConfig
+from .checkpoint import GLOBAL_STEP, LoadReport, load_into, save_model, tf1_names
+from .checkpoint_manager import CheckpointManager
+from .heads import ClassifierHead, classifier_loss
+from .model import BertModel, check_inputs, check_seq_length
+from .optimization import LinearWarmupDecay, create_optimizer
+from .train_step import TrainStep
+
+KINDS = ("classification", "regression", "multilabel")
+FEATURE_KEYS = ("input_ids", "input_mask", "segment_ids")
+
+
+# ============================================================================ model
+
+
+class ClassifierModel(tf.Module):
+    """BERT encoder + :class:`ClassifierHead` (``num_labels`` outputs; 1 for regression)."""
+
+    def __init__(
+        self,
+        config: BertConfig,
+        num_labels: int,
+        *,
+        kind: str = "classification",
+        seed: int | None = None,
+        random_init: bool = True,
+        compute_dtype=tf.float32,
+    ) -> None:
+        super().__init__(name="classifier_model")
+        if kind not in KINDS:
+            raise ValueError(f"unknown task kind {kind!r} (one of {', '.join(KINDS)})")
+        if kind == "regression":
+            num_labels = 1
+        if num_labels < 1:
+            raise UsageError("a classification task needs at least one label")
+        self.config = config
+        self.kind = kind
+        self.num_labels = int(num_labels)
+        self.bert = BertModel(config, seed=seed, random_init=random_init, compute_dtype=compute_dtype)
+        self.head = ClassifierHead(config.hidden_size, self.num_labels, seed=seed)
+
+    def tf1_variables(self) -> dict[str, tf.Variable]:
+        """``{TF1 name: variable}`` of the encoder and the head (checkpoint names)."""
+        return tf1_names(self.bert, self.head)
+
+    def logits(self, input_ids, input_mask, segment_ids, *, training: bool = False) -> tf.Tensor:
+        """[B, C] float32 logits."""
+        pooled = self.bert(input_ids, input_mask, segment_ids, training=training).pooled_output
+        return tf.cast(self.head(pooled, training=training), tf.float32)
+
+    def per_example_loss(self, logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        """[B] float32 loss of each example (see the module table)."""
+        if self.kind == "classification":
+            log_probs = tf.nn.log_softmax(logits, axis=-1)
+            one_hot = tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), self.num_labels, dtype=tf.float32)
+            return -tf.reduce_sum(one_hot * log_probs, axis=-1)
+        if self.kind == "regression":
+            return tf.square(logits[:, 0] - tf.cast(labels, tf.float32))
+        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=logits)
+        return tf.reduce_mean(bce, axis=-1)
+
+    def loss(self, logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        """Mean loss of the batch (classification: exactly :func:`heads.classifier_loss`)."""
+        if self.kind == "classification":
+            return classifier_loss(logits, labels)
+        return tf.reduce_mean(self.per_example_loss(logits, labels))
+
+    def outputs(self, logits: tf.Tensor) -> tf.Tensor:
+        """Probabilities [B, C] (softmax or sigmoid) or scores [B] (regression)."""
+        if self.kind == "classification":
+            return tf.nn.softmax(logits, axis=-1)
+        if self.kind == "regression":
+            return logits[:, 0]
+        return tf.sigmoid(logits)
+
+
+# ============================================================================ input pipeline
+
+
+def _as_arrays(features: Any) -> dict[str, np.ndarray]:
+    arrays = features.arrays() if hasattr(features, "arrays") else dict(features)
+    return {k: np.asarray(v) for k, v in arrays.items()}
+
+
+def train_dataset(features: Any, batch_size: int, *, seed: int | None = None, skip_batches: int = 0) -> tf.data.Dataset:
+    """repeat -> shuffle(100) -> batch(drop_remainder=True), as the original's training input.
+
+    ``skip_batches`` drops that many batches first (resume). Batches are dicts of
+    ``input_ids``, ``input_mask``, ``segment_ids`` (int32) and ``labels``.
+    """
+    ds = tf.data.Dataset.from_tensor_slices(_as_arrays(features))
+    ds = ds.repeat().shuffle(buffer_size=100, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if skip_batches:
+        ds = ds.skip(skip_batches)
+    return ds.prefetch(2)
+
+
+def inference_dataset(features: Any, batch_size: int) -> tf.data.Dataset:
+    """In order, ``drop_remainder=False``, no padding examples (the original's CPU/GPU path)."""
+    arrays = {k: v for k, v in _as_arrays(features).items() if k in FEATURE_KEYS}
+    return tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size, drop_remainder=False).prefetch(2)
+
+
+# ============================================================================ inference
+
+
+class Predictor:
+    """A compiled forward pass: ``predictor.logits(ids, mask, segments)`` -> numpy [B, C].
+
+    One trace for every batch size (``[None, None]`` int32 signature). ``jit_compile``
+    follows the runtime's XLA flag.
+    """
+
+    def __init__(self, model: ClassifierModel, *, jit_compile: bool = False) -> None:
+        self.model = model
+        spec = tf.TensorSpec([None, None], tf.int32)
+
+        def forward(input_ids, input_mask, segment_ids):
+            return model.logits(input_ids, input_mask, segment_ids, training=False)
+
+        self._fn = tf.function(forward, input_signature=[spec, spec, spec], jit_compile=jit_compile, reduce_retracing=True)
+
+    def logits(self, input_ids, input_mask, segment_ids) -> np.ndarray:
+        return self._fn(
+            tf.convert_to_tensor(input_ids, tf.int32),
+            tf.convert_to_tensor(input_mask, tf.int32),
+            tf.convert_to_tensor(segment_ids, tf.int32),
+        ).numpy()
+
+    def logits_of(self, features: Any, batch_size: int) -> np.ndarray:
+        """Logits of every example, in order, batched by ``batch_size``."""
+        out = []
+        for batch in inference_dataset(features, batch_size):
+            out.append(self.logits(batch["input_ids"], batch["input_mask"], batch["segment_ids"]))
+        if not out:
+            return np.zeros([0, self.model.num_labels], np.float32)
+        return np.concatenate(out, axis=0)
+
+
+def outputs_from_logits(kind: str, logits: np.ndarray) -> np.ndarray:
+    """numpy twin of :meth:`ClassifierModel.outputs` (float32; exactly the TF values)."""
+    t = tf.convert_to_tensor(logits, tf.float32)
+    if kind == "classification":
+        return tf.nn.softmax(t, axis=-1).numpy()
+    if kind == "regression":
+        return t[:, 0].numpy()
+    return tf.sigmoid(t).numpy()
+
+
+@dataclasses.dataclass
+class EvalOutput:
+    """Logits [N, C], outputs (probabilities [N, C] / scores [N]), per-example losses [N],
+    ``eval_loss`` (mean per example) and ``loss`` (mean of per-batch means, the Estimator's)."""
+
+    logits: np.ndarray
+    outputs: np.ndarray
+    per_example_loss: np.ndarray
+    eval_loss: float
+    loss: float
+
+
+def evaluate(predictor: Predictor, features: Any, batch_size: int) -> EvalOutput:
+    """Forward every example in order and compute the losses the original reports."""
+    model = predictor.model
+    arrays = _as_arrays(features)
+    logits = predictor.logits_of(arrays, batch_size)
+    per_example = model.per_example_loss(tf.constant(logits), tf.constant(arrays["labels"])).numpy()
+    batch_means = [float(np.mean(per_example[i : i + batch_size])) for i in range(0, len(per_example), batch_size)]
+    return EvalOutput(
+        logits=logits,
+        outputs=outputs_from_logits(model.kind, logits),
+        per_example_loss=per_example,
+        eval_loss=float(np.mean(per_example)) if len(per_example) else 0.0,
+        loss=float(np.mean(batch_means)) if batch_means else 0.0,
+    )
+
+
+def predictions_from_outputs(kind: str, outputs: np.ndarray, threshold: float = 0.5):
+    """Predicted class ids [N] / scores [N] / multi-hot [N, C] from :attr:`EvalOutput.outputs`."""
+    if kind == "classification":
+        return np.argmax(outputs, axis=-1)
+    if kind == "regression":
+        return outputs
+    return (outputs >= threshold).astype(np.int32)
+
+
+# ============================================================================ building & loading
+
+
+def build_model(runtime, config: BertConfig, num_labels: int, *, kind: str, seed: int | None, random_init: bool = True):
+    """A :class:`ClassifierModel` built under ``runtime.scope()`` in the runtime's compute dtype."""
+    with runtime.scope():
+        return ClassifierModel(
+            config, num_labels, kind=kind, seed=seed, random_init=random_init, compute_dtype=runtime.compute_dtype
+        )
+
+
+def load_initial_weights(model: ClassifierModel, checkpoint: str, weights_format: str) -> LoadReport:
+    """Load encoder weights (and the head when the source has it) from a TF1 checkpoint or HF
+    safetensors. The head (``output_*``) may be missing: it is then newly initialised, as
+    the original's fine-tuning from a pretraining checkpoint."""
+    modules = [model.bert, model.head]
+    if weights_format == "hf":
+        from .hf_weights import load_hf_into
+
+        return load_hf_into(modules, checkpoint, allow_missing=("output_",))
+    return load_into(modules, checkpoint, allow_missing=("output_",))
+
+
+# ============================================================================ training
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """What the training loop needs (the caller computes the step counts, as the original)."""
+
+    learning_rate: float
+    num_train_steps: int
+    num_warmup_steps: int
+    train_batch_size: int  # examples per optimizer step (all replicas, all micro-batches)
+    accumulation_steps: int = 1
+    save_checkpoints_steps: int = 1000
+    keep_checkpoint_max: int = 5
+    optimizer: str = "adamw"
+    weight_decay_rate: float = 0.01
+    clip_norm: float | None = 1.0
+    seed: int | None = None
+
+
+@dataclasses.dataclass
+class StepResult:
+    """One optimizer step: ``step`` (global_step after it), ``loss`` (mean of its micro-batch
+    losses), ``learning_rate``, ``examples`` (examples it consumed)."""
+
+    step: int
+    loss: float
+    learning_rate: float
+    examples: int
+
+
+class Trainer:
+    """Owns optimizer, train step and checkpoint manager of one fine-tuning run.
+
+    ``trainer.restore()`` resumes from ``output_dir`` (returns the step or None), then
+    ``for result in trainer.steps(features): ...`` runs optimizer steps until
+    ``num_train_steps``; the caller may break out (early stopping) and call :meth:`save`.
+    """
+
+    def __init__(self, runtime, model: ClassifierModel, options: TrainOptions, output_dir: str | os.PathLike) -> None:
+        self.runtime = runtime
+        self.model = model
+        self.options = options
+        k = int(options.accumulation_steps)
+        if k < 1:
+            raise UsageError(f"gradient accumulation steps must be >= 1, got {k}")
+        if options.train_batch_size % k:
+            raise UsageError(
+                f"train_batch_size {options.train_batch_size} is not a multiple of the "
+                f"{k} gradient accumulation steps"
+            )
+        self.micro_batch_size = options.train_batch_size // k
+        if self.micro_batch_size % runtime.num_replicas:
+            raise UsageError(
+                f"the micro-batch of {self.micro_batch_size} examples cannot be split evenly over "
+                f"{runtime.num_replicas} replicas",
+                hint=f"use a train batch size that is a multiple of {runtime.num_replicas * k}",
+            )
+        self.schedule = LinearWarmupDecay(options.learning_rate, options.num_train_steps, options.num_warmup_steps)
+        named = sorted(model.tf1_variables().items())
+        with runtime.scope():
+            self.optimizer = create_optimizer(options.optimizer, named, weight_decay_rate=options.weight_decay_rate)
+            self.loss_scaler = runtime.make_loss_scaler()
+
+            def loss_fn(batch, training):
+                logits = model.logits(batch["input_ids"], batch["input_mask"], batch["segment_ids"], training=training)
+                return model.loss(logits, batch["labels"])
+
+            self.step_fn = TrainStep(
+                loss_fn,
+                self.optimizer,
+                self.schedule,
+                clip_norm=options.clip_norm,
+                accumulation_steps=k,
+                loss_scaler=self.loss_scaler,
+                strategy=runtime.strategy,
+                jit_compile=runtime.xla,
+            )
+        self.manager = CheckpointManager(
+            output_dir, self.checkpoint_tensors, keep=options.keep_checkpoint_max, is_chief=runtime.is_chief
+        )
+
+    def checkpoint_tensors(self) -> dict[str, tf.Variable]:
+        """Weights, Adam slots and ``global_step`` under their TF1 names."""
+        tensors: dict[str, Any] = dict(self.model.tf1_variables())
+        tensors.update(self.optimizer.slot_variables())
+        tensors[GLOBAL_STEP] = self.step_fn.global_step
+        return tensors
+
+    @property
+    def global_step(self) -> int:
+        return int(self.step_fn.global_step.numpy())
+
+    def restore(self) -> int | None:
+        """Resume from the newest checkpoint of the output dir; its step, or None."""
+        step = self.manager.restore()
+        if step is not None:
+            self.step_fn.reset_accumulation()
+        return step
+
+    def save(self) -> str | None:
+        """Checkpoint now (``model.ckpt-<global_step>``); None on non-chief workers."""
+        return self.manager.save(self.global_step)
+
+    def steps(self, features: Any) -> Iterator[StepResult]:
+        """Run optimizer steps from the current ``global_step`` to ``num_train_steps``.
+
+        Saves a checkpoint every ``save_checkpoints_steps`` and after the last step.
+        """
+        opts = self.options
+        k = opts.accumulation_steps
+        start = self.global_step
+        if start >= opts.num_train_steps:
+            return
+        dataset = train_dataset(features, self.micro_batch_size, seed=opts.seed, skip_batches=start * k)
+        iterator = iter(self.runtime.distribute(dataset))
+        step = start
+        while step < opts.num_train_steps:
+            losses = []
+            for _ in range(k):
+                losses.append(self.step_fn(next(iterator)))
+            last = self.step_fn.last
+            step = self.global_step
+            result = StepResult(
+                step=step,
+                loss=float(np.mean([float(x) for x in losses])),
+                learning_rate=float(last["learning_rate"]) if "learning_rate" in last else 0.0,
+                examples=opts.train_batch_size,
+            )
+            if step % opts.save_checkpoints_steps == 0 or step >= opts.num_train_steps:
+                self.save()
+            yield result
+
+
+# ============================================================================ exports
+
+
+def save_weights(model: ClassifierModel, prefix: str | os.PathLike, *, global_step: int | None = None) -> str:
+    """Weights only (no Adam slots), TF1 names; ``checkpoint`` state file beside it."""
+    return save_model([model.bert, model.head], prefix, global_step=global_step)
+
+
+class _ClassifierServing(tf.Module):
+    def __init__(self, model: ClassifierModel) -> None:
+        super().__init__(name="serving")
+        self.model = model
+        spec = tf.TensorSpec([None, None], tf.int32)
+        self.serve = tf.function(
+            self._serve,
+            input_signature=[
+                tf.TensorSpec.from_spec(spec, name="input_ids"),
+                tf.TensorSpec.from_spec(spec, name="input_mask"),
+                tf.TensorSpec.from_spec(spec, name="segment_ids"),
+            ],
+        )
+
+    def _serve(self, input_ids, input_mask, segment_ids):
+        logits = self.model.logits(input_ids, input_mask, segment_ids, training=False)
+        return {"logits": logits, "outputs": self.model.outputs(logits)}
+
+
+def export_saved_model(model: ClassifierModel, path: str | os.PathLike) -> Path:
+    """A SavedModel whose ``serving_default`` maps int32 ``input_ids``/``input_mask``/
+    ``segment_ids`` [B, S] to ``logits`` [B, C] and ``outputs`` (probabilities or scores).
+    Written atomically (temp dir, then rename; an existing export is replaced)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        serving = _ClassifierServing(model)
+        tf.saved_model.save(serving, str(tmp), signatures={"serving_default": serving.serve})
+        (tmp / "bert_config.json").write_text(model.config.to_json(), encoding="utf-8")
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def validate_features(config: BertConfig, features: Any, source: str | None = None) -> None:
+    """Sequence length and id ranges of featurized data against the model (before training)."""
+    arrays = _as_arrays(features)
+    check_seq_length(config, arrays["input_ids"].shape[1])
+    check_inputs(config, arrays["input_ids"], arrays["segment_ids"], arrays["input_mask"], source=source)
+
+
+class Throughput:
+    """Examples/s over a sliding window of recent steps, and an ETA."""
+
+    def __init__(self, window: int = 20) -> None:
+        self.window = window
+        self.times: list[tuple[float, int]] = []
+        self.started = time.perf_counter()
+
+    def add(self, examples: int) -> None:
+        self.times.append((time.perf_counter(), examples))
+        if len(self.times) > self.window + 1:
+            self.times.pop(0)
+
+    def rate(self) -> float:
+        if len(self.times) < 2:
+            if self.times:
+                elapsed = self.times[0][0] - self.started
+                return self.times[0][1] / elapsed if elapsed > 0 else 0.0
+            return 0.0
+        elapsed = self.times[-1][0] - self.times[0][0]
+        examples = sum(n for _, n in self.times[1:])
+        return examples / elapsed if elapsed > 0 else 0.0
+
+
+def config_summary(model: ClassifierModel) -> Mapping[str, Any]:
+    """A few numbers for logs."""
+    params = sum(int(np.prod(v.shape)) for v in model.tf1_variables().values())
+    return {"parameters": params, "num_labels": model.num_labels, "kind": model.kind}

@@ -1,0 +1,367 @@
+"""``bert finetune`` end to end on a tiny model (random init, small vocab, a separable task):
+it learns, writes the original's files, resumes after kill -9, keeps the best checkpoint,
+stops early, exports slim weights and fails early on bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from bert_cli.engine.checkpoint import list_checkpoint, read_checkpoint, resolve_checkpoint, save_model  # noqa: E402
+from bert_cli.errors import ConfigError, NotFoundError, UsageError  # noqa: E402
+from bert_cli.modelconfig import BertConfig  # noqa: E402
+from bert_cli.ops import finetune as ft  # noqa: E402
+from bert_cli.ops import predict as pr  # noqa: E402
+from bert_cli.text.tasks import get_task, read_predict_input  # noqa: E402
+
+FILLER = "the cat dog sat on mat a big small red blue house tree runs jumps over under near far old new".split()
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + FILLER + ["great", "awful"]
+CONFIG = dict(
+    vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+    max_position_embeddings=64, type_vocab_size=2,
+)
+N_TRAIN, N_DEV, N_TEST = 256, 64, 32
+BATCH, EPOCHS, LR, SEQ = 16, 4.0, 3e-3, 24
+STEPS = int(N_TRAIN / BATCH * EPOCHS)  # the original's step count: 64
+
+
+def make_task_dir(root: Path, seed: int = 0) -> Path:
+    """MRPC-format files where label 1 <=> sentence A contains "great" (else "awful")."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+    (root / "bert_config.json").write_text(json.dumps(CONFIG), encoding="utf-8")
+
+    def sentence(key: str) -> str:
+        words = [rng.choice(FILLER) for _ in range(rng.randint(4, 10))]
+        words.insert(rng.randint(0, len(words)), key)
+        return " ".join(words)
+
+    def rows(n: int) -> list[tuple[str, ...]]:
+        out = []
+        for i in range(n):
+            label = rng.randint(0, 1)
+            b = " ".join(rng.choice(FILLER) for _ in range(6))
+            out.append((str(label), str(i), str(i + 1), sentence("great" if label else "awful"), b))
+        return out
+
+    data = root / "data"
+    data.mkdir(exist_ok=True)
+    for split, n in (("train", N_TRAIN), ("dev", N_DEV)):
+        lines = ["\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String"] + ["\t".join(r) for r in rows(n)]
+        (data / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    test = ["index\t#1 ID\t#2 ID\t#1 String\t#2 String"] + [
+        "\t".join((str(i),) + r[1:]) for i, r in enumerate(rows(N_TEST))
+    ]
+    (data / "test.tsv").write_text("\n".join(test) + "\n", encoding="utf-8")
+    return root
+
+
+def config_for(root: Path, out: Path, **changes) -> ft.FinetuneConfig:
+    values = dict(
+        task="mrpc", output_dir=out, data_dir=root / "data", vocab_file=root / "vocab.txt",
+        bert_config_file=root / "bert_config.json", do_train=True, do_eval=True, do_predict=True,
+        max_seq_length=SEQ, train_batch_size=BATCH, eval_batch_size=8, predict_batch_size=8,
+        learning_rate=LR, num_train_epochs=EPOCHS, seed=1, device="cpu", save_checkpoints_steps=20,
+    )
+    values.update(changes)
+    return ft.FinetuneConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = make_task_dir(tmp_path_factory.mktemp("task"))
+    out = root / "run"
+    events: list[dict] = []
+    summary = ft.run(config_for(root, out, export_slim=True), progress=events.append)
+    return root, out, summary, events
+
+
+# ----------------------------------------------------------------------------- learning & files
+
+
+def test_learns_separable_task(trained):
+    _, out, summary, events = trained
+    assert summary["num_train_steps"] == STEPS
+    assert summary["global_step"] == STEPS
+    assert summary["eval"]["eval_accuracy"] >= 0.9
+    assert summary["eval"]["eval_f1"] >= 0.9
+    train = [e for e in events if e["phase"] == "train"]
+    assert [e["step"] for e in train] == list(range(1, STEPS + 1))
+    assert train[-1]["loss"] < 0.3 < train[0]["loss"]
+    assert all(e["examples_per_s"] >= 0 and "eta_s" in e and "epoch" in e for e in train)
+    assert math.isclose(train[-1]["epoch"], EPOCHS)
+
+
+def test_eval_results_file_format(trained):
+    _, out, summary, _ = trained
+    lines = (out / ft.EVAL_FILE).read_text(encoding="utf-8").splitlines()
+    keys = [line.split(" = ")[0] for line in lines]
+    assert keys == sorted(keys) == ["eval_accuracy", "eval_f1", "eval_loss", "global_step", "loss"]
+    values = dict(line.split(" = ") for line in lines)
+    assert values["global_step"] == str(STEPS)
+    for key in ("eval_accuracy", "eval_f1", "eval_loss", "loss"):
+        assert values[key] == str(np.float32(summary["eval"][key]))
+    # eval_accuracy is a fraction of the 64 dev examples
+    assert round(float(values["eval_accuracy"]) * N_DEV) == pytest.approx(float(values["eval_accuracy"]) * N_DEV, abs=1e-4)
+
+
+def test_test_results_file_format(trained):
+    _, out, _, _ = trained
+    text = (out / ft.TEST_FILE).read_text(encoding="utf-8")
+    lines = text.split("\n")
+    assert lines[-1] == "" and len(lines) == N_TEST + 1  # one line per test example, no header
+    for line in lines[:-1]:
+        fields = line.split("\t")
+        assert len(fields) == 2
+        probs = [float(f) for f in fields]
+        assert all(f == str(np.float32(p)) for f, p in zip(fields, probs))
+        assert sum(probs) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_run_folder_and_checkpoints(trained):
+    _, out, _, _ = trained
+    info = json.loads((out / ft.RUN_FILE).read_text())
+    assert info["task"] == "mrpc" and info["labels"] == ["0", "1"] and info["max_seq_length"] == SEQ
+    assert info["is_regression"] is False and info["do_lower_case"] is True
+    assert (out / "vocab.txt").read_text() == "\n".join(VOCAB) + "\n"
+    assert BertConfig.from_json_file(out / "bert_config.json").hidden_size == 32
+    names = list_checkpoint(resolve_checkpoint(out))
+    assert resolve_checkpoint(out).endswith(f"model.ckpt-{STEPS}")
+    assert names["output_weights"] == (2, 32) and names["output_bias"] == (2,)
+    assert "output_weights/adam_m" in names and "bert/encoder/layer_1/output/dense/kernel/adam_v" in names
+    assert int(read_checkpoint(out, ["global_step"])["global_step"]) == STEPS
+    # keep_checkpoint_max=5 of the saves at 20, 40, 60 and the final 64
+    kept = sorted(p.name for p in out.glob("model.ckpt-*.index"))
+    assert kept == ["model.ckpt-20.index", "model.ckpt-40.index", "model.ckpt-60.index", "model.ckpt-64.index"]
+
+
+def test_slim_export_has_no_adam_slots_and_loads(trained):
+    _, out, _, _ = trained
+    export = out / ft.EXPORT_DIR
+    names = list_checkpoint(resolve_checkpoint(export))
+    assert not [n for n in names if "adam" in n] and "global_step" not in names
+    full = read_checkpoint(out)
+    slim = read_checkpoint(export)
+    assert set(slim) == {n for n in full if "adam" not in n and n != "global_step"}
+    for name, value in slim.items():
+        np.testing.assert_array_equal(value, full[name])
+    # the export is a model folder bert predict takes
+    rows = [f"{e.text_a} ||| {e.text_b}" for e in get_task("mrpc").read(out.parent / "data", "test")]
+    inputs = out.parent / "pairs.txt"
+    inputs.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    import io
+
+    buf = io.StringIO()
+    pr.run(pr.PredictConfig(model=str(export), output_format="tsv", batch_size=8, device="cpu"),
+           read_predict_input(inputs), buf)
+    # same weights, same batch size as --predict-batch-size: the very same lines
+    assert buf.getvalue() == (out / ft.TEST_FILE).read_text(encoding="utf-8")
+
+
+def test_predict_reproduces_eval(trained):
+    """bert predict on the dev texts gives the probabilities of the eval pass: its accuracy and
+    mean -log p(gold) equal eval_results.txt."""
+    import io
+
+    root, out, summary, _ = trained
+    dev = list(get_task("mrpc").read(root / "data", "dev"))
+    inputs = root / "dev_pairs.txt"
+    inputs.write_text("\n".join(f"{e.text_a} ||| {e.text_b}" for e in dev) + "\n", encoding="utf-8")
+    buf = io.StringIO()
+    result = pr.run(pr.PredictConfig(model=str(out), batch_size=5, device="cpu"), read_predict_input(inputs), buf)
+    assert result["examples"] == N_DEV
+    rows = [json.loads(line) for line in buf.getvalue().splitlines()]
+    assert len(rows) == N_DEV
+    correct = sum(r["label"] == e.label for r, e in zip(rows, dev))
+    assert correct / N_DEV == pytest.approx(summary["eval"]["eval_accuracy"])
+    nll = np.mean([-math.log(r["probabilities"][e.label]) for r, e in zip(rows, dev)])
+    assert nll == pytest.approx(summary["eval"]["eval_loss"], rel=1e-4, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- resume after kill -9
+
+_CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from test_finetune import config_for
+    from bert_cli.ops import finetune as ft
+    ft.run(config_for(Path({root!r}), Path({out!r}), do_eval=False, do_predict=False,
+                      save_checkpoints_steps=4, num_train_epochs=4.0, seed=3))
+    """
+)
+
+
+def test_resume_after_kill_9(tmp_path):
+    root = make_task_dir(tmp_path / "task")
+    out = tmp_path / "run"
+    code = _CHILD.format(tests=str(Path(__file__).parent), root=str(root), out=str(out))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", BERT_QUIET="1")
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and not (out / "checkpoint").is_file():
+            if child.poll() is not None:
+                pytest.fail(f"child ended early: {child.stderr.read().decode()[-2000:]}")
+            time.sleep(0.05)
+        assert (out / "checkpoint").is_file(), "no checkpoint within 90 s"
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    first = int(re.search(r"model\.ckpt-(\d+)", (out / "checkpoint").read_text()).group(1))
+    total = int(N_TRAIN / BATCH * 4.0)
+    assert 0 < first < total
+    summary = ft.run(config_for(root, out, do_eval=False, do_predict=False, save_checkpoints_steps=1000,
+                                num_train_epochs=4.0, seed=3))
+    assert summary["resumed_from_step"] >= first
+    assert summary["global_step"] == summary["num_train_steps"] == total
+    assert int(read_checkpoint(out, ["global_step"])["global_step"]) == total
+    # a third run finds nothing left to do
+    again = ft.run(config_for(root, out, do_eval=False, do_predict=False, num_train_epochs=4.0, seed=3))
+    assert again["resumed_from_step"] == total and again["global_step"] == total
+
+
+# ----------------------------------------------------------------------------- keep-best, early stopping
+
+
+def test_keep_best_and_early_stopping(trained, tmp_path):
+    """Starting from the trained model, dev accuracy is already maximal (1.0 cannot improve):
+    the first evaluation is the best, training stops `patience` evaluations later, and best/
+    holds the step-4 weights, which the final evaluation uses."""
+    root, out, summary, _ = trained
+    assert summary["eval"]["eval_accuracy"] == 1.0
+    run_dir = tmp_path / "es"
+    result = ft.run(config_for(
+        root, run_dir, model=str(out / ft.EXPORT_DIR), vocab_file=None, bert_config_file=None,
+        learning_rate=1e-5, eval_every_steps=4, keep_best="accuracy", early_stopping_patience=2,
+        do_predict=False, save_checkpoints_steps=1000,
+    ))
+    assert result["stopped_early"] is True
+    assert result["best"] == {"metric": "eval_accuracy", "value": 1.0, "step": 4}
+    assert [h["global_step"] for h in result["history"]] == [4, 8, 12]
+    assert int(read_checkpoint(run_dir, ["global_step"])["global_step"]) == 12 < STEPS
+    best = run_dir / ft.BEST_DIR
+    assert int(read_checkpoint(best, ["global_step"])["global_step"]) == 4
+    assert not [n for n in list_checkpoint(best) if "adam" in n]
+    assert "global_step = 4" in (best / ft.EVAL_FILE).read_text()
+    assert "global_step = 4" in (run_dir / ft.EVAL_FILE).read_text()  # the best weights were evaluated
+    assert result["init"]["missing"] == []  # the export has the classifier head
+    # rerunning a stopped run does not train again
+    again = ft.run(config_for(
+        root, run_dir, model=str(out / ft.EXPORT_DIR), vocab_file=None, bert_config_file=None,
+        learning_rate=1e-5, eval_every_steps=4, keep_best="accuracy", early_stopping_patience=2, do_predict=False,
+    ))
+    assert again["stopped_early"] is True and again["history"] == []
+
+
+# ----------------------------------------------------------------------------- init from a TF1 checkpoint
+
+
+def test_init_from_pretraining_checkpoint(tmp_path):
+    from bert_cli.engine.heads import PretrainingHeads
+    from bert_cli.engine.model import BertModel
+
+    root = make_task_dir(tmp_path / "task")
+    config = BertConfig.from_dict(CONFIG)
+    bert = BertModel(config, seed=7)
+    heads = PretrainingHeads(config, bert.word_embeddings, seed=7)
+    prefix = save_model([bert, heads], tmp_path / "pre" / "model.ckpt-7", global_step=7)
+    result = ft.run(config_for(root, tmp_path / "run", init_checkpoint=prefix, do_train=False, do_predict=False,
+                               export_slim=True))
+    assert result["init"]["missing"] == ["output_bias", "output_weights"]
+    assert sorted(n for n in result["init"]["unexpected"]) == sorted(n for n in list_checkpoint(prefix)
+                                                                      if n.startswith("cls/"))
+    assert result["init"]["loaded"] == len([n for n in list_checkpoint(prefix) if n.startswith("bert/")])
+    assert result["global_step"] == 7
+    loaded = read_checkpoint(tmp_path / "run" / ft.EXPORT_DIR)
+    original = read_checkpoint(prefix)
+    for name in (n for n in original if n.startswith("bert/")):
+        np.testing.assert_array_equal(loaded[name], original[name])
+    assert "global_step = 7" in (tmp_path / "run" / ft.EVAL_FILE).read_text()
+
+
+# ----------------------------------------------------------------------------- errors before training
+
+
+def test_missing_dev_file_fails_before_training(tmp_path):
+    root = make_task_dir(tmp_path / "task")
+    (root / "data" / "dev.tsv").unlink()
+    with pytest.raises(NotFoundError) as info:
+        ft.run(config_for(root, tmp_path / "run"))
+    assert "dev.tsv" in str(info.value) and info.value.exit_code == 3
+    assert not list((tmp_path / "run").glob("model.ckpt-*"))
+
+
+def test_seq_length_above_position_limit_fails_before_training(tmp_path):
+    root = make_task_dir(tmp_path / "task")
+    with pytest.raises(ConfigError) as info:
+        ft.run(config_for(root, tmp_path / "run", max_seq_length=100))
+    assert "max_position_embeddings=64" in str(info.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_label_names_file_and_line(tmp_path):
+    from bert_cli.errors import InputError
+
+    root = make_task_dir(tmp_path / "task")
+    dev = root / "data" / "dev.tsv"
+    lines = dev.read_text(encoding="utf-8").split("\n")
+    lines[3] = "7" + lines[3][1:]
+    dev.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        ft.run(config_for(root, tmp_path / "run"))
+    assert f"{dev}:4:" in str(info.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_option_errors(tmp_path):
+    root = make_task_dir(tmp_path / "task")
+    with pytest.raises(UsageError, match="nothing to do"):
+        ft.run(config_for(root, tmp_path / "r", do_train=False, do_eval=False, do_predict=False))
+    with pytest.raises(UsageError, match="keep-best"):
+        ft.run(config_for(root, tmp_path / "r", keep_best="pearson"))
+
+
+def test_cased_model_with_lower_casing_is_an_error(tmp_path):
+    root = make_task_dir(tmp_path / "task")
+    model = tmp_path / "cased-model"
+    model.mkdir()
+    for name in ("vocab.txt", "bert_config.json"):
+        (model / name).write_bytes((root / name).read_bytes())
+    (model / "manifest.json").write_text(json.dumps({"name": "cased-model", "do_lower_case": False}))
+    kwargs = dict(model=str(model), vocab_file=None, bert_config_file=None, do_lower_case=True)
+    with pytest.raises(UsageError, match="cased") as info:
+        ft.run(config_for(root, tmp_path / "run", **kwargs))
+    assert "--force-casing" in info.value.hint
+    source = ft.resolve_model_source(config_for(root, tmp_path / "run", force_casing=True, **kwargs))
+    assert source.do_lower_case is True
+    source = ft.resolve_model_source(config_for(root, tmp_path / "run", **dict(kwargs, do_lower_case=None)))
+    assert source.do_lower_case is False
+
+
+def test_format_helpers():
+    assert ft.format_eval_results({"loss": 0.5, "eval_accuracy": 0.84558825, "global_step": 345}) == (
+        "eval_accuracy = 0.84558827\nglobal_step = 345\nloss = 0.5\n"
+    )
+    assert ft.format_test_line(np.array([0.25, 0.75], np.float32)) == "0.25\t0.75\n"
+    assert ft.metric_key("accuracy") == "eval_accuracy" and ft.metric_key("eval_f1") == "eval_f1"
+    assert ft.metric_key("loss") == "loss"
