@@ -1,0 +1,51 @@
+"""The TensorFlow engine (model, checkpoints, training, distribution): the only TF code.
+
+Importing any engine module imports TensorFlow once, here, with its C++ start-up chatter on
+stderr (CUDA probes, CPU-feature notes, which no environment variable silences in TF 2.21)
+discarded, unless ``--verbose``/``BERT_VERBOSE`` is on or ``TF_CPP_MIN_LOG_LEVEL`` is set.
+Python errors raised by the import are not affected.
+"""
+
+import contextlib as _contextlib
+import os as _os
+import sys as _sys
+
+from .. import settings as _settings
+
+
+QUIET = False  # True when the C++ chatter is being discarded (see quiet_probe)
+
+
+@_contextlib.contextmanager
+def quiet_stderr_fd():
+    """Discard what C++ code writes to file descriptor 2 inside the block."""
+    try:
+        fd = _sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured in tests)
+        yield
+        return
+    _sys.stderr.flush()
+    saved = _os.dup(fd)
+    devnull = _os.open(_os.devnull, _os.O_WRONLY)
+    try:
+        _os.dup2(devnull, fd)
+        yield
+    finally:
+        _os.dup2(saved, fd)
+        _os.close(saved)
+        _os.close(devnull)
+
+
+_verbose = _settings.current().verbose or _settings.env_flag("BERT_VERBOSE")
+if _verbose or "TF_CPP_MIN_LOG_LEVEL" in _os.environ:
+    import tensorflow  # noqa: F401
+else:
+    QUIET = True
+    _os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    with quiet_stderr_fd():
+        import tensorflow  # noqa: F401
+
+
+def quiet_probe():
+    """Context for device probing: discards the C++ CUDA-probe errors when not verbose."""
+    return quiet_stderr_fd() if QUIET else _contextlib.nullcontext()

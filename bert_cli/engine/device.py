@@ -34,6 +34,7 @@ import json
 import os
 from typing import Any, Callable, Mapping
 
+from . import quiet_probe
 from ..errors import NotFoundError, UsageError
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "gpu", "tpu")
@@ -223,7 +224,8 @@ def select_runtime(
     if strategy is None:
         if device == "cpu":
             _hide_gpus(tf)
-        gpus = [] if device == "cpu" else tf.config.list_physical_devices("GPU")
+        with quiet_probe():
+            gpus = [] if device == "cpu" else tf.config.list_physical_devices("GPU")
         if device == "gpu" and not gpus:
             raise NotFoundError(
                 "--device gpu: TensorFlow sees no GPU",

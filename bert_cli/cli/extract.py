@@ -1,0 +1,89 @@
+"""``bert extract``: contextual features per token (the original extract_features.py)."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import options
+
+
+class ExtractFormat(str, Enum):
+    jsonl = "jsonl"
+    npz = "npz"
+
+
+class Pooling(str, Enum):
+    cls = "cls"
+    mean = "mean"
+    pooler = "pooler"
+
+
+def extract(
+    files: Optional[list[Path]] = typer.Argument(None, help="Input: one sentence or 'A ||| B' pair per line ('-' or nothing: stdin).", show_default=False),
+    input_file: Optional[Path] = typer.Option(None, "--input-file", "-i", help="Input file (the original's flag; same as the argument)."),
+    model: Optional[str] = options.MODEL,
+    download: bool = options.DOWNLOAD,
+    vocab_file: Optional[Path] = options.VOCAB_FILE,
+    bert_config_file: Optional[Path] = options.BERT_CONFIG_FILE,
+    init_checkpoint: Optional[str] = options.INIT_CHECKPOINT,
+    do_lower_case: Optional[bool] = options.DO_LOWER_CASE,
+    layers: Optional[str] = typer.Option(None, "--layers", help="Comma list of layer indexes; negative from the top (default -1,-2,-3,-4; with --pooling: -1)."),
+    max_seq_length: int = typer.Option(128, "--max-seq-length", min=3),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    output_format: ExtractFormat = typer.Option(ExtractFormat.jsonl, "--format", "-f", help="jsonl: the original's JSON lines; npz: compact float32 arrays (needs --output)."),
+    pooling: Optional[Pooling] = typer.Option(None, "--pooling", help="One vector per line instead of per token: cls, mean (over real tokens) or pooler."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here (atomically) instead of stdout."),
+    device: str = options.DEVICE,
+    precision: str = typer.Option("fp32", "--precision", help="fp32 (default, exact values) | bf16 | fp16 | auto."),
+    xla: Optional[bool] = options.XLA,
+) -> None:
+    """Extract per-token hidden states (or pooled sentence vectors) from a BERT model.
+
+    JSON lines identical in format to the original extract_features.py: linex_index,
+    features[].token, layers[].index, values rounded to 6 decimals; in input order, streamed.
+    """
+    from .. import console
+    from ..ops import extract as ex
+
+    paths = [str(p) for p in (files or [])] + ([str(input_file)] if input_file else [])
+    if model is not None and download:
+        from ..models.resolve import resolve_model
+
+        resolve_model(model, download=True)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(encoding="utf-8")
+    last = [0]
+
+    def progress(event: dict) -> None:
+        if event.get("lines", 0) - last[0] >= 1000:
+            last[0] = event["lines"]
+            console.info(f"{event['lines']} lines, {event.get('lines_per_s', 0.0):.1f} lines/s")
+
+    summary = ex.run(
+        ex.ExtractConfig(
+            model=model,
+            vocab_file=vocab_file,
+            bert_config_file=bert_config_file,
+            init_checkpoint=init_checkpoint,
+            do_lower_case=do_lower_case,
+            layers=layers,
+            max_seq_length=max_seq_length,
+            batch_size=batch_size,
+            output_format=output_format.value,
+            pooling=pooling.value if pooling else None,
+            output=output,
+            device=device,
+            precision=precision,
+            xla=xla,
+        ),
+        ex.read_input_lines(paths or ["-"]),
+        sys.stdout,
+        progress=progress,
+        source=paths[0] if len(paths) == 1 else "<stdin>",
+    )
+    console.debug(f"{summary.get('lines')} lines, {summary.get('lines_per_s', 0.0):.1f} lines/s")
