@@ -84,8 +84,9 @@ def pretrain(
         ),
         progress=training_progress(),
     )
+    metrics = result.get("eval") or {"global_step": result.get("global_step")}
     if json_output:
-        typer.echo(json.dumps(result.get("eval_results") or {"global_step": result.get("global_step")}, default=float))
-    elif result.get("eval_results"):
-        for key, value in sorted(result["eval_results"].items()):
+        typer.echo(json.dumps(metrics, default=float))
+    else:
+        for key, value in sorted(metrics.items()):
             typer.echo(f"{key} = {value}")

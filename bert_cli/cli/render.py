@@ -11,9 +11,7 @@ def training_progress() -> Callable[[dict], None]:
 
     def show(event: dict) -> None:
         phase = event.get("phase")
-        if phase == "start":
-            if event.get("banner"):
-                console.info(event["banner"])
+        if phase == "start":  # the trainer prints the device banner itself
             if event.get("resumed_from"):
                 console.info(f"resuming from {event['resumed_from']} (step {event.get('step')})")
         elif phase == "train":

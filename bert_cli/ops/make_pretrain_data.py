@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator
 
 from .. import console
-from ..errors import InputError, NotFoundError, UsageError
+from ..errors import BertError, InputError, NotFoundError, UsageError
 from ..fileio import require_file
 from ..text import pretraining as pt
 from ..text.tfrecord import CRC32C_IMPLEMENTATION, TFRecordWriter
@@ -352,28 +352,45 @@ def _shard_results(config, reader, tokenizer, vocab) -> Iterator[pt.ShardResult]
             yield pt.process_shard(index, documents, seed, options, tokenizer, vocab)
         return
 
-    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    context = multiprocessing.get_context("spawn")
-    pool = context.Pool(
+    pool = ProcessPoolExecutor(
         config.workers,
+        mp_context=_mp_context(),
         initializer=pt.init_worker,
         initargs=(str(config.vocab_file), config.do_lower_case, options),
     )
+    pending: deque = deque()
     try:
-        pending: deque = deque()
-        max_in_flight = 2 * config.workers
+        max_in_flight = 2 * config.workers  # bounds memory: raw shards in, records out
         for index, documents in enumerate(shards):
-            pending.append(pool.apply_async(pt.worker_process_shard, ((index, documents, seed),)))
+            pending.append(pool.submit(pt.worker_process_shard, (index, documents, seed)))
             del documents
             while len(pending) >= max_in_flight:
-                yield pending.popleft().get()
+                yield pending.popleft().result()
         while pending:
-            yield pending.popleft().get()
-        pool.close()
-        pool.join()
+            yield pending.popleft().result()
+    except BrokenProcessPool as exc:
+        raise BertError(
+            f"a worker process died ({exc}); out of memory?",
+            hint="retry with fewer --workers or a smaller --shard-size-mb",
+        ) from None
     finally:
-        pool.terminate()
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _mp_context():
+    """``spawn`` (safe with threads), unless ``__main__`` cannot be re-imported by a child
+    (a script read from stdin), where ``fork`` is the only start method that works."""
+    import multiprocessing
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file and not os.path.isfile(main_file) and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 def _run_sharded(config, reader, tokenizer, vocab, progress, started) -> dict:
