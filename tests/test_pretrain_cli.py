@@ -19,10 +19,13 @@ def tiny_config(path):
     return path
 
 
-def test_config_is_required(tmp_path):
-    result = CliRunner().invoke(app, ["pretrain", "--input-file", "x.tfrecord", "--output-dir", str(tmp_path)])
-    assert result.exit_code == 2
-    assert "--bert-config-file" in result.stderr
+def test_missing_config_file_is_exit_3(shared_data, tmp_path):
+    result = CliRunner().invoke(app, [
+        "pretrain", "--input-file", str(shared_data / GOLDEN), "--output-dir", str(tmp_path), "--do-train",
+        "--bert-config-file", str(tmp_path / "missing.json"),
+    ])
+    assert result.exit_code == 3
+    assert "missing.json" in result.stderr
 
 
 def test_data_length_mismatch_is_a_clear_error(shared_data, tmp_path):

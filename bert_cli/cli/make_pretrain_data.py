@@ -32,7 +32,7 @@ def _progress():
 
 
 def make_pretrain_data(
-    input_file: list[str] = typer.Option(..., "--input-file", "-i", help="Text: one sentence per line, blank lines between documents. Files, globs or comma lists; '-' for stdin. Repeatable."),
+    input_file: Optional[list[str]] = typer.Option(None, "--input-file", "-i", help="Text: one sentence per line, blank lines between documents. Files, globs or comma lists; '-' for stdin. Repeatable. Default: the bundled sample text (offline demo)."),
     output_file: list[str] = typer.Option(..., "--output-file", "-o", help="TFRecord file(s) (comma list: round-robin), or a pattern such as out-%05d.tfrecord (sharded mode)."),
     vocab_file: Optional[Path] = options.VOCAB_FILE,
     do_lower_case: Optional[bool] = options.DO_LOWER_CASE,
@@ -59,6 +59,11 @@ def make_pretrain_data(
     from ..ops.make_pretrain_data import MakePretrainDataConfig, run
     from ..text.tokenization import packaged_vocab_path
 
+    if not input_file:
+        from ..resources import path as resource_path
+
+        input_file = [str(resource_path("sample_text.txt"))]
+        console.info(f"no --input-file: using the bundled sample text {input_file[0]}")
     if model is not None:
         from ..models.resolve import resolve_model
 

@@ -44,7 +44,6 @@ def pretrain(
     Writes model.ckpt-STEP checkpoints in Google's TF1 layout, eval_results.txt and TensorBoard
     scalars into --output-dir.
     """
-    from ..errors import UsageError
     from ..ops.pretrain import PretrainConfig, run
     from .render import training_progress
 
@@ -55,7 +54,11 @@ def pretrain(
         bert_config_file = bert_config_file or files.config_file
         init_checkpoint = init_checkpoint or files.checkpoint
     if bert_config_file is None:
-        raise UsageError("give --bert-config-file (or --model NAME|DIR)")
+        from .. import console
+        from ..resources import path as resource_path
+
+        bert_config_file = resource_path("demo_bert_config.json")
+        console.info("no --bert-config-file or --model: pretraining the bundled tiny demo BERT (2 layers, hidden 64)")
     result = run(
         PretrainConfig(
             input_file=input_file,

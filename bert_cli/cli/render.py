@@ -11,10 +11,7 @@ def training_progress() -> Callable[[dict], None]:
 
     def show(event: dict) -> None:
         phase = event.get("phase")
-        if phase == "start":  # the trainer prints the device banner itself
-            if event.get("resumed_from"):
-                console.info(f"resuming from {event['resumed_from']} (step {event.get('step')})")
-        elif phase == "train":
+        if phase == "train":  # ("start": the trainer prints the banner and what it resumed itself)
             parts = [f"step {event['step']}/{event.get('total_steps', '?')}", f"loss {event['loss']:.4f}"]
             if "learning_rate" in event:
                 parts.append(f"lr {event['learning_rate']:.3g}")

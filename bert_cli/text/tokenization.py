@@ -176,7 +176,9 @@ def whitespace_tokenize(text: str) -> list[str]:
 
 def packaged_vocab_path() -> Path:
     """Google's uncased BERT vocabulary shipped with ``bert`` (works offline)."""
-    return Path(__file__).resolve().parent.parent / "resources" / "uncased_vocab.txt"
+    from ..resources import path
+
+    return path("uncased_vocab.txt")
 
 
 def load_vocab(path: str | Path) -> dict[str, int]:
