@@ -10,7 +10,7 @@ import typer
 
 from . import options
 
-TASKS = ("mrpc", "cola", "mnli", "xnli", "sst2", "qqp", "qnli", "rte", "wnli", "stsb", "csv", "tsv", "jsonl")
+TASKS = ("squad", "mrpc", "cola", "mnli", "xnli", "sst2", "qqp", "qnli", "rte", "wnli", "stsb", "csv", "tsv", "jsonl")
 
 
 def _complete_task(incomplete: str) -> list[str]:
@@ -31,7 +31,7 @@ def finetune(
     do_train: bool = typer.Option(False, "--do-train", help="Train on train split."),
     do_eval: bool = typer.Option(False, "--do-eval", help="Evaluate on dev; write eval_results.txt."),
     do_predict: bool = typer.Option(False, "--do-predict", help="Predict test; write test_results.tsv."),
-    max_seq_length: int = typer.Option(128, "--max-seq-length", min=3),
+    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", min=3, help="Default: 128 (squad: 384)."),
     train_batch_size: int = typer.Option(32, "--train-batch-size", min=1),
     eval_batch_size: int = typer.Option(8, "--eval-batch-size", min=1),
     predict_batch_size: int = typer.Option(8, "--predict-batch-size", min=1),
@@ -56,6 +56,15 @@ def finetune(
     label_separator: Optional[str] = typer.Option(None, "--label-separator", help="csv/tsv: separator of several labels in one cell (multi-label)."),
     multilabel: Optional[bool] = typer.Option(None, "--multilabel/--no-multilabel", help="csv/tsv/jsonl: several labels per example."),
     regression: Optional[bool] = typer.Option(None, "--regression/--no-regression", help="csv/tsv/jsonl: the label is a number."),
+    train_file: Optional[Path] = typer.Option(None, "--train-file", help="squad: SQuAD JSON to train on (train-v1.1.json)."),
+    predict_file: Optional[Path] = typer.Option(None, "--predict-file", help="squad: SQuAD JSON to predict (dev-v1.1.json); scored when it has answers."),
+    version_2_with_negative: bool = typer.Option(False, "--version-2-with-negative", help="squad: SQuAD 2.0 (unanswerable questions)."),
+    doc_stride: int = typer.Option(128, "--doc-stride", min=1, help="squad: stride of the sliding document windows."),
+    max_query_length: int = typer.Option(64, "--max-query-length", min=1, help="squad: questions are cut to this many tokens."),
+    n_best_size: int = typer.Option(20, "--n-best-size", min=1, help="squad: n-best answers per question."),
+    max_answer_length: int = typer.Option(30, "--max-answer-length", min=1, help="squad: longest answer in tokens."),
+    null_score_diff_threshold: float = typer.Option(0.0, "--null-score-diff-threshold", help="squad 2.0: predict no answer when null score - best > this."),
+    first_answer_only: bool = typer.Option(False, "--first-answer-only", help="squad: train on the first of several gold answers (dev-style files)."),
     device: str = options.DEVICE,
     precision: str = options.PRECISION,
     xla: Optional[bool] = options.XLA,
@@ -64,14 +73,39 @@ def finetune(
     optimizer: str = options.OPTIMIZER,
     json_output: bool = typer.Option(False, "--json", help="Print the final metrics as one JSON object on stdout."),
 ) -> None:
-    """Fine-tune BERT for sentence(-pair) classification or regression, as run_classifier.py.
+    """Fine-tune BERT for sentence(-pair) classification or regression (run_classifier.py), or SQuAD (run_squad.py).
 
     Writes checkpoints (Google's TF1 layout), eval_results.txt and test_results.tsv into
     --output-dir, plus bert_run.json so that `bert predict --model OUTPUT_DIR` works.
     Rerun the same command to resume an interrupted run.
     """
-    from ..ops.finetune import FinetuneConfig, run
     from .render import training_progress
+
+    if task.lower() == "squad":
+        from ..ops.finetune_squad import SquadFinetuneConfig, run as run_squad
+
+        result = run_squad(
+            SquadFinetuneConfig(
+                output_dir=output_dir, train_file=train_file, predict_file=predict_file, model=model,
+                vocab_file=vocab_file, bert_config_file=bert_config_file, init_checkpoint=init_checkpoint,
+                download=download, do_lower_case=do_lower_case, force_casing=force_casing, do_train=do_train,
+                do_predict=do_predict, version_2_with_negative=version_2_with_negative,
+                max_seq_length=max_seq_length or 384, doc_stride=doc_stride, max_query_length=max_query_length,
+                n_best_size=n_best_size, max_answer_length=max_answer_length,
+                null_score_diff_threshold=null_score_diff_threshold, train_batch_size=train_batch_size,
+                predict_batch_size=predict_batch_size, learning_rate=learning_rate,
+                num_train_epochs=num_train_epochs, warmup_proportion=warmup_proportion,
+                save_checkpoints_steps=save_checkpoints_steps, keep_checkpoint_max=keep_checkpoints,
+                max_steps=max_steps, first_answer_only=first_answer_only, seed=seed, device=device,
+                precision=precision, xla=xla, gradient_accumulation_steps=gradient_accumulation_steps,
+                optimizer=optimizer,
+            ),
+            progress=training_progress(),
+        )
+        _print_metrics(result.get("metrics") or {"global_step": result.get("global_step")}, json_output)
+        return
+
+    from ..ops.finetune import FinetuneConfig, run
 
     def column(value: Optional[str]):
         return int(value) if value is not None and value.isdigit() else value
@@ -102,7 +136,7 @@ def finetune(
             do_train=do_train,
             do_eval=do_eval,
             do_predict=do_predict,
-            max_seq_length=max_seq_length,
+            max_seq_length=max_seq_length or 128,
             train_batch_size=train_batch_size,
             eval_batch_size=eval_batch_size,
             predict_batch_size=predict_batch_size,
@@ -132,11 +166,17 @@ def finetune(
         metrics = {k: result[k] for k in ("seeds", "mean", "std", "min", "max") if k in result}
     else:
         metrics = result.get("eval") or {"global_step": result.get("global_step")}
-    if json_output:
-        typer.echo(json.dumps(metrics, default=float))
-    elif "runs" in result:
+    if "runs" in result and not json_output:
         for key in sorted(metrics.get("mean", {})):
             typer.echo(f"{key} = {metrics['mean'][key]} +- {metrics.get('std', {}).get(key)}")
     else:
-        for key, value in sorted(metrics.items()):
-            typer.echo(f"{key} = {value}")
+        _print_metrics(metrics, json_output)
+
+
+def _print_metrics(metrics: dict, json_output: bool) -> None:
+    """Final metrics on stdout: sorted ``key = value`` lines, or one JSON object."""
+    if json_output:
+        typer.echo(json.dumps(metrics, default=float))
+        return
+    for key, value in sorted(metrics.items()):
+        typer.echo(f"{key} = {value}")

@@ -1,0 +1,230 @@
+"""SQuAD span model on the BERT encoder: model, TFRecord input pipeline, training, logits inference.
+
+The model is the original ``run_squad.py`` ``create_model``: the encoder's sequence output
+and :class:`~bert_cli.engine.heads.SquadHead` (``cls/squad/output_weights`` [2, H],
+``cls/squad/output_bias`` [2]) giving start and end logits over every position; the loss is
+``(CE(start) + CE(end)) / 2`` (:func:`~bert_cli.engine.heads.squad_loss`).
+
+Training reuses :class:`bert_cli.engine.classifier.Trainer` (optimizer, schedule, train step,
+gradient accumulation, loss scaling, checkpoint manager with Adam slots and ``global_step``):
+:class:`SquadModel` has the same ``logits`` / ``loss`` / ``tf1_variables`` surface as the
+classifier model, its "logits" being ``[B, 2, S]`` (start, end) and its "labels" ``[B, 2]``
+(start_position, end_position). Only the input differs: the training features come from the
+``train.tf_record`` file written by :func:`bert_cli.text.squad.write_features`, read as the
+original's ``input_fn_builder``: ``repeat -> shuffle(100) -> batch(drop_remainder=True)``.
+
+Prediction streams: :meth:`SquadPredictor.raw_results` batches any iterable of
+:class:`~bert_cli.text.squad.SquadFeature` (e.g. the featurization generator) and yields one
+:class:`~bert_cli.text.squad_predict.RawResult` per feature, in order, so the whole feature
+set of a large predict file is never held in memory.
+
+Dimension legend: B batch, S sequence, H hidden.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from ..modelconfig import BertConfig
+from ..text.squad_predict import RawResult
+from .checkpoint import LoadReport, load_into, tf1_names
+from .classifier import StepResult, Trainer
+from .heads import SquadHead, squad_loss
+from .model import BertModel
+
+__all__ = [
+    "SquadModel",
+    "SquadPredictor",
+    "SquadTrainer",
+    "build_model",
+    "load_initial_weights",
+    "load_weights",
+    "train_dataset",
+]
+
+
+# ============================================================================ model
+
+
+class SquadModel(tf.Module):
+    """BERT encoder + :class:`SquadHead`; ``logits`` are ``[B, 2, S]`` float32 (start, end)."""
+
+    def __init__(self, config: BertConfig, *, seed: int | None = None, random_init: bool = True,
+                 compute_dtype=tf.float32) -> None:
+        super().__init__(name="squad_model")
+        self.config = config
+        self.bert = BertModel(config, seed=seed, random_init=random_init, compute_dtype=compute_dtype)
+        self.head = SquadHead(config.hidden_size, seed=seed)
+
+    def tf1_variables(self) -> dict[str, tf.Variable]:
+        """``{TF1 name: variable}`` of the encoder and the head (checkpoint names)."""
+        return tf1_names(self.bert, self.head)
+
+    def start_end_logits(self, input_ids, input_mask, segment_ids, *, training: bool = False):
+        """``(start [B, S], end [B, S])`` float32 logits."""
+        sequence = self.bert(input_ids, input_mask, segment_ids, training=training).sequence_output
+        start, end = self.head(tf.cast(sequence, tf.float32))
+        return start, end
+
+    def logits(self, input_ids, input_mask, segment_ids, *, training: bool = False) -> tf.Tensor:
+        """``[B, 2, S]``: start and end logits stacked (the Trainer's "logits")."""
+        start, end = self.start_end_logits(input_ids, input_mask, segment_ids, training=training)
+        return tf.stack([start, end], axis=1)
+
+    def loss(self, logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        """``(CE(start) + CE(end)) / 2`` with ``labels`` [B, 2] = (start_position, end_position)."""
+        labels = tf.cast(labels, tf.int32)
+        return squad_loss(logits[:, 0], logits[:, 1], labels[:, 0], labels[:, 1])
+
+
+def build_model(runtime, config: BertConfig, *, seed: int | None, random_init: bool = True) -> SquadModel:
+    """A :class:`SquadModel` built under ``runtime.scope()`` in the runtime's compute dtype."""
+    with runtime.scope():
+        return SquadModel(config, seed=seed, random_init=random_init, compute_dtype=runtime.compute_dtype)
+
+
+def load_initial_weights(model: SquadModel, checkpoint: str, weights_format: str) -> LoadReport:
+    """Encoder weights (and the span head when present) from a TF1 checkpoint or HF safetensors;
+    a missing ``cls/squad/*`` head is newly initialised, as the original's fine-tuning."""
+    modules = [model.bert, model.head]
+    if weights_format == "hf":
+        from .hf_weights import load_hf_into
+
+        return load_hf_into(modules, checkpoint, allow_missing=("cls/squad/",))
+    return load_into(modules, checkpoint, allow_missing=("cls/squad/",))
+
+
+def load_weights(model: SquadModel, checkpoint: str) -> LoadReport:
+    """Every weight of a fine-tuned SQuAD checkpoint (encoder and head must all be there)."""
+    return load_into([model.bert, model.head], checkpoint)
+
+
+# ============================================================================ input pipeline
+
+
+def _record_spec(seq_length: int) -> dict[str, tf.io.FixedLenFeature]:
+    return {
+        "unique_ids": tf.io.FixedLenFeature([], tf.int64),
+        "input_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
+        "input_mask": tf.io.FixedLenFeature([seq_length], tf.int64),
+        "segment_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
+        "start_positions": tf.io.FixedLenFeature([], tf.int64),
+        "end_positions": tf.io.FixedLenFeature([], tf.int64),
+    }
+
+
+def _decode_training_record(record: tf.Tensor, seq_length: int) -> dict[str, tf.Tensor]:
+    example = tf.io.parse_single_example(record, _record_spec(seq_length))
+    return {
+        "input_ids": tf.cast(example["input_ids"], tf.int32),
+        "input_mask": tf.cast(example["input_mask"], tf.int32),
+        "segment_ids": tf.cast(example["segment_ids"], tf.int32),
+        "labels": tf.cast(tf.stack([example["start_positions"], example["end_positions"]]), tf.int32),
+    }
+
+
+def train_dataset(record_file: str | os.PathLike, seq_length: int, batch_size: int, *, seed: int | None = None,
+                  skip_batches: int = 0) -> tf.data.Dataset:
+    """The training features of a ``train.tf_record``: repeat -> shuffle(100) -> batch(drop_remainder).
+
+    Batches are dicts of int32 ``input_ids``, ``input_mask``, ``segment_ids`` [B, S] and
+    ``labels`` [B, 2] (start, end). ``skip_batches`` drops that many batches first (resume).
+    """
+    ds = tf.data.TFRecordDataset(str(record_file))
+    ds = ds.repeat().shuffle(buffer_size=100, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda r: _decode_training_record(r, seq_length), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if skip_batches:
+        ds = ds.skip(skip_batches)
+    return ds.prefetch(2)
+
+
+# ============================================================================ training
+
+
+class SquadTrainer(Trainer):
+    """:class:`~bert_cli.engine.classifier.Trainer` fed from a SQuAD ``train.tf_record``.
+
+    ``for result in trainer.steps(record_file, seq_length): ...`` runs optimizer steps from the
+    current ``global_step`` to ``num_train_steps``, checkpointing every
+    ``save_checkpoints_steps`` and after the last step.
+    """
+
+    def steps(self, record_file: str | os.PathLike, seq_length: int) -> Iterator[StepResult]:  # type: ignore[override]
+        opts = self.options
+        k = opts.accumulation_steps
+        start = self.global_step
+        if start >= opts.num_train_steps:
+            return
+        dataset = train_dataset(record_file, seq_length, self.micro_batch_size, seed=opts.seed,
+                                skip_batches=start * k)
+        iterator = iter(self.runtime.distribute(dataset))
+        step = start
+        while step < opts.num_train_steps:
+            losses = [self.step_fn(next(iterator)) for _ in range(k)]
+            last = self.step_fn.last
+            step = self.global_step
+            result = StepResult(
+                step=step,
+                loss=float(np.mean([float(x) for x in losses])),
+                learning_rate=float(last["learning_rate"]) if "learning_rate" in last else 0.0,
+                examples=opts.train_batch_size,
+            )
+            if step % opts.save_checkpoints_steps == 0 or step >= opts.num_train_steps:
+                self.save()
+            yield result
+
+
+# ============================================================================ inference
+
+
+class SquadPredictor:
+    """A compiled inference forward pass (no dropout): ids/mask/segments -> start, end logits."""
+
+    def __init__(self, model: SquadModel, *, jit_compile: bool = False) -> None:
+        self.model = model
+        spec = tf.TensorSpec([None, None], tf.int32)
+
+        def forward(input_ids, input_mask, segment_ids):
+            return model.start_end_logits(input_ids, input_mask, segment_ids, training=False)
+
+        self._fn = tf.function(forward, input_signature=[spec, spec, spec], jit_compile=jit_compile,
+                               reduce_retracing=True)
+
+    def logits(self, input_ids, input_mask, segment_ids) -> tuple[np.ndarray, np.ndarray]:
+        """``(start [B, S], end [B, S])`` float32 numpy arrays."""
+        start, end = self._fn(
+            tf.convert_to_tensor(np.asarray(input_ids), tf.int32),
+            tf.convert_to_tensor(np.asarray(input_mask), tf.int32),
+            tf.convert_to_tensor(np.asarray(segment_ids), tf.int32),
+        )
+        return start.numpy(), end.numpy()
+
+    def raw_results(self, features: Iterable[Any], batch_size: int) -> Iterator[RawResult]:
+        """One :class:`RawResult` per feature, in order; ``features`` is consumed lazily,
+        ``batch_size`` at a time (the last batch may be smaller; no padding examples)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        batch: list[Any] = []
+        for feature in features:
+            batch.append(feature)
+            if len(batch) == batch_size:
+                yield from self._batch_results(batch)
+                batch = []
+        if batch:
+            yield from self._batch_results(batch)
+
+    def _batch_results(self, batch: list[Any]) -> Iterator[RawResult]:
+        start, end = self.logits(
+            [f.input_ids for f in batch], [f.input_mask for f in batch], [f.segment_ids for f in batch]
+        )
+        for i, feature in enumerate(batch):
+            yield RawResult(int(feature.unique_id), start[i].tolist(), end[i].tolist())
+

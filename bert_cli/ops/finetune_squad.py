@@ -1,0 +1,466 @@
+"""``bert finetune squad``: the original ``run_squad.py`` (SQuAD 1.1 / 2.0 train and predict).
+
+Same math and files as the original: the training examples are shuffled with
+``random.Random(12345)``; ``num_train_steps = int(len(train_examples) / train_batch_size *
+num_train_epochs)`` (examples, not features); ``num_warmup_steps = int(num_train_steps *
+warmup_proportion)``; the training features are streamed to ``train.tf_record`` and read back
+with ``repeat + shuffle(100) + drop_remainder``; the loss is ``(CE(start) + CE(end)) / 2``.
+In ``output_dir``:
+
+==========================  ===============================================================
+``model.ckpt-<step>``       checkpoints in the TF1 layout (weights incl. ``cls/squad/*``, Adam
+                            slots, ``global_step``); rerunning the same command resumes from
+                            the newest one (a finished run does no further steps)
+``train.tf_record``         the training features (the original's ``FeatureWriter`` layout)
+``raw_logits.jsonl``        one line per predict feature: unique_id, start/end logits
+``predictions.json``        qid -> answer (the original's files, ``json.dumps(indent=4)``)
+``nbest_predictions.json``  qid -> [{text, probability, start_logit, end_logit}, ...]
+``null_odds.json``          qid -> score_diff (``version_2_with_negative`` only)
+``squad_run.json``          how the predictions were made (``bert squad-threshold --apply``)
+``vocab.txt``,              copies of the model's vocabulary and config (``squad_run.json``
+``bert_config.json``        names this vocab.txt, so the run folder is self-contained)
+==========================  ===============================================================
+
+Prediction streams: the predict file's features are generated lazily and batched straight
+into the model; their logits go to ``raw_logits.jsonl``; ``write_predictions`` then re-runs
+the (deterministic) featurization in lock-step with that file. Memory stays at one batch.
+
+All input problems (missing or malformed files, lengths against the model, options) are
+raised before training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import console
+from ..errors import BertError, ConfigError, UsageError
+from ..fileio import atomic_write
+from ..text import squad_metrics
+from ..text.squad import FeaturizeConfig, ReadStats, SquadExample, convert_examples_to_features, load_squad_json
+from ..text.squad import read_squad_examples, write_features
+from ..text.squad_predict import (
+    RAW_LOGITS_FILE,
+    PredictionConfig,
+    RawLogitsWriter,
+    make_run_info,
+    read_raw_logits,
+    write_prediction_files,
+    write_predictions,
+    write_run_info,
+)
+from ..text.tokenization import FullTokenizer
+from .finetune import resolve_model_source
+
+__all__ = ["SquadFinetuneConfig", "run", "TRAIN_RECORD_FILE", "TRAIN_RECORD_INFO", "TRAIN_SHUFFLE_SEED"]
+
+Progress = Callable[[dict], None]
+
+TRAIN_RECORD_FILE = "train.tf_record"
+TRAIN_RECORD_INFO = "train.tf_record.json"
+TRAIN_SHUFFLE_SEED = 12345  # the original's random.Random(12345) over the training examples
+
+
+@dataclasses.dataclass(frozen=True)
+class SquadFinetuneConfig:
+    """Options of ``bert finetune squad`` (the original ``run_squad.py`` flags and defaults)."""
+
+    output_dir: Path
+    train_file: Path | None = None
+    predict_file: Path | None = None
+    # model: --model NAME|DIR, or the original's three files (explicit files override the model's)
+    model: str | None = None
+    vocab_file: Path | None = None
+    bert_config_file: Path | None = None
+    init_checkpoint: str | None = None
+    download: bool = False
+    do_lower_case: bool | None = None  # None: from the model
+    force_casing: bool = False
+    # what to do
+    do_train: bool = False
+    do_predict: bool = False
+    version_2_with_negative: bool = False
+    # featurization / prediction
+    max_seq_length: int = 384
+    doc_stride: int = 128
+    max_query_length: int = 64
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    null_score_diff_threshold: float = 0.0
+    # training
+    train_batch_size: int = 32
+    predict_batch_size: int = 8
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 3.0
+    warmup_proportion: float = 0.1
+    save_checkpoints_steps: int = 1000
+    keep_checkpoint_max: int = 5
+    max_steps: int | None = None  # cap on num_train_steps (shortened runs)
+    first_answer_only: bool = False  # train on files whose questions have several answers (dev-style)
+    # engine
+    seed: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    xla: bool | None = None
+    gradient_accumulation_steps: int = 1
+    optimizer: str = "adamw"
+
+
+# ============================================================================ helpers
+
+
+def _report(progress: Progress | None, **event: Any) -> None:
+    if progress is not None:
+        progress(event)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_options(c: SquadFinetuneConfig) -> FeaturizeConfig:
+    """Option errors (UsageError) before anything is read; returns the featurization settings."""
+    if not (c.do_train or c.do_predict):
+        raise UsageError("nothing to do: pass at least one of --do-train, --do-predict")
+    if c.do_train and c.train_file is None:
+        raise UsageError("--do-train needs --train-file (e.g. train-v1.1.json)")
+    if c.do_predict and c.predict_file is None:
+        raise UsageError("--do-predict needs --predict-file (e.g. dev-v1.1.json)")
+    positives = {
+        "max_seq_length": c.max_seq_length,
+        "doc_stride": c.doc_stride,
+        "max_query_length": c.max_query_length,
+        "n_best_size": c.n_best_size,
+        "max_answer_length": c.max_answer_length,
+        "train_batch_size": c.train_batch_size,
+        "predict_batch_size": c.predict_batch_size,
+        "save_checkpoints_steps": c.save_checkpoints_steps,
+        "keep_checkpoint_max": c.keep_checkpoint_max,
+        "gradient_accumulation_steps": c.gradient_accumulation_steps,
+    }
+    for name, value in positives.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UsageError(f"{_flag(name)} must be a positive integer, got {value!r}")
+    if c.max_steps is not None and (not isinstance(c.max_steps, int) or c.max_steps < 1):
+        raise UsageError(f"--max-steps must be a positive integer, got {c.max_steps!r}")
+    if not (math.isfinite(c.learning_rate) and c.learning_rate > 0):
+        raise UsageError(f"--learning-rate must be a positive number, got {c.learning_rate}")
+    if not (math.isfinite(c.num_train_epochs) and c.num_train_epochs > 0):
+        raise UsageError(f"--num-train-epochs must be a positive number, got {c.num_train_epochs}")
+    if not 0.0 <= c.warmup_proportion < 1.0:
+        raise UsageError(f"--warmup-proportion must be in [0, 1), got {c.warmup_proportion}")
+    if not math.isfinite(c.null_score_diff_threshold):
+        raise UsageError(f"--null-score-diff-threshold must be a finite number, got {c.null_score_diff_threshold}")
+    if c.model is None and (c.vocab_file is None or c.bert_config_file is None):
+        raise UsageError(
+            "no model: pass --model NAME|DIR, or --vocab-file and --bert-config-file (and --init-checkpoint)",
+            hint="bert download --list",
+        )
+    return FeaturizeConfig(c.max_seq_length, c.doc_stride, c.max_query_length).validate()
+
+
+def _check_model(config, tokenizer: FullTokenizer, max_seq_length: int) -> None:
+    """Sequence length and vocabulary size against the model (ConfigError)."""
+    from ..engine.model import check_seq_length
+
+    check_seq_length(config, max_seq_length)
+    if len(tokenizer.vocab) > config.vocab_size:
+        raise ConfigError(
+            f"the vocabulary has {len(tokenizer.vocab)} tokens but the model only {config.vocab_size} embeddings",
+            hint="use the vocab.txt that belongs to the model",
+        )
+
+
+def _read_training_examples(c: SquadFinetuneConfig) -> list[SquadExample]:
+    stats = ReadStats()
+    examples = read_squad_examples(c.train_file, is_training=True, version_2_with_negative=c.version_2_with_negative,
+                                   stats=stats, first_answer_only=c.first_answer_only)
+    if not examples:
+        raise UsageError(f"{c.train_file}: no training examples", hint="check the --train-file")
+    random.Random(TRAIN_SHUFFLE_SEED).shuffle(examples)  # the original's pre-shuffle
+    return examples
+
+
+def _has_answers(data: list) -> bool:
+    """True when every question carries an answers list and some are scorable (a dev file)."""
+    qas = list(squad_metrics.iter_questions(data))
+    if not qas or not all(isinstance(qa.get("answers"), list) for qa in qas):
+        return False
+    return any(qa["answers"] or qa.get("is_impossible") for qa in qas)
+
+
+def _copy_model_files(output_dir: Path, source) -> Path:
+    """vocab.txt + bert_config.json copies in the run folder; returns the vocab copy."""
+    vocab = output_dir / "vocab.txt"
+    if not vocab.is_file() or source.vocab_file.resolve() != vocab.resolve():
+        data = source.vocab_file.read_bytes()
+        if not vocab.is_file() or vocab.read_bytes() != data:
+            with atomic_write(vocab, "wb") as fh:
+                fh.write(data)
+    with atomic_write(output_dir / "bert_config.json") as fh:
+        fh.write(source.config.to_json())
+    return vocab.resolve()
+
+
+# ============================================================================ training data
+
+
+def _record_info(c: SquadFinetuneConfig, featurize: FeaturizeConfig, vocab: Path, lower: bool, n: int) -> dict:
+    train = Path(c.train_file)
+    stat = train.stat()
+    return {
+        "train_file": str(train.resolve()), "train_file_size": stat.st_size, "train_file_mtime": stat.st_mtime,
+        "vocab_file": str(vocab), "do_lower_case": lower, "max_seq_length": featurize.max_seq_length,
+        "doc_stride": featurize.doc_stride, "max_query_length": featurize.max_query_length,
+        "version_2_with_negative": c.version_2_with_negative, "first_answer_only": c.first_answer_only,
+        "examples": n,
+    }
+
+
+def _ensure_train_records(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[SquadExample],
+                          tokenizer: FullTokenizer, vocab: Path, lower: bool,
+                          progress: Progress | None) -> tuple[Path, int]:
+    """``train.tf_record`` (streamed, atomic), reused when written with the same settings; returns
+    the path and the number of features."""
+    output_dir = Path(c.output_dir)
+    path, info_path = output_dir / TRAIN_RECORD_FILE, output_dir / TRAIN_RECORD_INFO
+    info = _record_info(c, featurize, vocab, lower, len(examples))
+    if path.is_file() and info_path.is_file():
+        try:
+            old = json.loads(info_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict) and {k: v for k, v in old.items() if k != "features"} == info:
+            console.info(f"reusing {path} ({old.get('features')} features)")
+            return path, int(old.get("features", 0))
+    started = time.perf_counter()
+    features = convert_examples_to_features(examples, tokenizer, featurize.max_seq_length, featurize.doc_stride,
+                                            featurize.max_query_length, is_training=True)
+    count = write_features(path, features, is_training=True)
+    seconds = time.perf_counter() - started
+    with atomic_write(info_path) as fh:
+        fh.write(json.dumps({**info, "features": count}, indent=2) + "\n")
+    console.info(f"wrote {path}: {len(examples)} examples -> {count} features ({seconds:.1f}s)")
+    _report(progress, phase="featurize", split="train", examples=len(examples), features=count, seconds=seconds)
+    return path, count
+
+
+# ============================================================================ steps
+
+
+def _train(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[SquadExample], tokenizer, vocab: Path,
+           model, source, runtime, progress: Progress | None, summary: dict) -> int:
+    """Train (or resume) to num_train_steps; returns the final global_step."""
+    from ..engine import squad_model as engine
+    from ..engine.classifier import Throughput, TrainOptions
+    from ..engine.optimization import num_warmup_steps_for
+
+    n_train = len(examples)
+    num_train_steps = int(n_train / c.train_batch_size * c.num_train_epochs)
+    if c.max_steps is not None:
+        num_train_steps = min(num_train_steps, c.max_steps)
+    if num_train_steps < 1:
+        raise UsageError(
+            f"{n_train} training examples make no full batch of {c.train_batch_size} in "
+            f"{c.num_train_epochs:g} epochs (0 training steps)",
+            hint="lower --train-batch-size or raise --num-train-epochs",
+        )
+    options = TrainOptions(
+        learning_rate=c.learning_rate,
+        num_train_steps=num_train_steps,
+        num_warmup_steps=num_warmup_steps_for(num_train_steps, c.warmup_proportion),
+        train_batch_size=c.train_batch_size,
+        accumulation_steps=c.gradient_accumulation_steps,
+        save_checkpoints_steps=c.save_checkpoints_steps,
+        keep_checkpoint_max=c.keep_checkpoint_max,
+        optimizer=c.optimizer,
+        seed=runtime.seed,
+    )
+    output_dir = Path(c.output_dir)
+    trainer = engine.SquadTrainer(runtime, model, options, output_dir)
+    resumed = trainer.restore()
+    if resumed is None:
+        _load_init(model, source, summary)
+    else:
+        console.info(f"resuming from {trainer.manager.latest()} (step {resumed} of {num_train_steps})")
+        summary["resumed_from_step"] = resumed
+    summary.update(num_train_steps=num_train_steps, num_warmup_steps=options.num_warmup_steps,
+                   train_examples=n_train)
+    if trainer.global_step >= num_train_steps:
+        console.info(f"training already finished (step {trainer.global_step} of {num_train_steps})")
+        return trainer.global_step
+
+    record, n_features = _ensure_train_records(c, featurize, examples, tokenizer, vocab,
+                                                 source.do_lower_case, progress)
+    summary["train_features"] = n_features
+    console.info(
+        f"training: {n_train} examples ({n_features} features), batch {c.train_batch_size}, "
+        f"{c.num_train_epochs:g} epochs -> {num_train_steps} steps ({options.num_warmup_steps} warmup)"
+    )
+    steps_per_epoch = n_train / c.train_batch_size
+    throughput = Throughput()
+    started = time.perf_counter()
+    trained = 0
+    for result in trainer.steps(record, featurize.max_seq_length):
+        throughput.add(result.examples)
+        trained += result.examples
+        rate = throughput.rate()
+        remaining = (num_train_steps - result.step) * c.train_batch_size
+        _report(progress, phase="train", step=result.step, total_steps=num_train_steps,
+                epoch=result.step / steps_per_epoch, epochs=c.num_train_epochs, loss=result.loss,
+                learning_rate=result.learning_rate, examples_per_s=rate,
+                eta_s=remaining / rate if rate > 0 else None)
+        if not math.isfinite(result.loss):
+            raise BertError(f"the training loss became {result.loss} at step {result.step}",
+                            hint="lower --learning-rate, or use --precision fp32")
+        summary["loss"] = result.loss
+    seconds = time.perf_counter() - started
+    summary.update(train_seconds=seconds, train_examples_per_s=trained / seconds if seconds > 0 and trained else None)
+    return trainer.global_step
+
+
+def _load_init(model, source, summary: dict) -> None:
+    from ..engine import squad_model as engine
+
+    if source.checkpoint is None:
+        console.warn("no initial checkpoint: the model starts from random weights")
+        summary["init"] = None
+        return
+    report = engine.load_initial_weights(model, source.checkpoint, source.weights_format)
+    console.info(report.summary())
+    summary["init"] = {"checkpoint": report.source, "loaded": len(report.loaded), "missing": list(report.missing),
+                       "unexpected": list(report.unexpected)}
+
+
+def _load_for_predict(c: SquadFinetuneConfig, model, source, summary: dict) -> None:
+    """Predict-only: the newest checkpoint of output_dir, else the initial checkpoint."""
+    from ..engine import squad_model as engine
+    from ..engine.checkpoint_manager import CheckpointManager
+
+    output_dir = Path(c.output_dir)
+    latest = CheckpointManager(output_dir, {}, is_chief=False).latest() if output_dir.is_dir() else None
+    if latest is not None:
+        report = engine.load_weights(model, latest)
+        console.info(f"predicting with {latest}")
+        summary["checkpoint"] = latest
+        summary["global_step"] = int(report.global_step or 0)
+        return
+    _load_init(model, source, summary)
+    if summary.get("init") is not None and summary["init"]["missing"]:
+        console.warn("the initial checkpoint has no SQuAD head (cls/squad/*): predictions come from an "
+                     "untrained span layer")
+
+
+def _predict(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[SquadExample], data: list,
+             tokenizer, vocab: Path, lower: bool, model, runtime, progress: Progress | None, summary: dict) -> None:
+    from ..engine import squad_model as engine
+
+    output_dir = Path(c.output_dir)
+    predictor = engine.SquadPredictor(model, jit_compile=runtime.xla)
+
+    def features():
+        return convert_examples_to_features(examples, tokenizer, featurize.max_seq_length, featurize.doc_stride,
+                                            featurize.max_query_length, is_training=False)
+
+    started = time.perf_counter()
+    logits_path = output_dir / RAW_LOGITS_FILE
+    with RawLogitsWriter(logits_path) as writer:
+        for result in predictor.raw_results(features(), c.predict_batch_size):
+            writer.write(result)
+            if writer.count % (50 * c.predict_batch_size) == 0:
+                _report(progress, phase="predict", features=writer.count)
+        n_features = writer.count
+    seconds = time.perf_counter() - started
+    _report(progress, phase="predict", features=n_features, seconds=seconds, final=True)
+    console.info(f"wrote {logits_path}: {len(examples)} questions, {n_features} features ({seconds:.1f}s)")
+
+    config = PredictionConfig(n_best_size=c.n_best_size, max_answer_length=c.max_answer_length, do_lower_case=lower,
+                              version_2_with_negative=c.version_2_with_negative,
+                              null_score_diff_threshold=c.null_score_diff_threshold)
+    preds = write_predictions(examples, features(), read_raw_logits(logits_path), config)
+    paths = write_prediction_files(output_dir, preds)
+    info = make_run_info(Path(c.predict_file).resolve(), vocab, featurize, config)
+    paths["run_info"] = write_run_info(output_dir, info)
+    paths["raw_logits"] = logits_path
+    for path in paths.values():
+        console.info(f"wrote {path}")
+    summary["predict"] = {
+        "questions": len(examples),
+        "features": n_features,
+        "seconds": seconds,
+        "features_per_s": n_features / seconds if seconds > 0 else None,
+        "files": {k: str(v) for k, v in paths.items()},
+        "all_null": preds.all_null,
+    }
+    if _has_answers(data):
+        if squad_metrics.is_version_2(data):
+            odds = preds.null_odds if c.version_2_with_negative else None
+            metrics = squad_metrics.evaluate_v2(data, preds.predictions, odds, source=paths["predictions"])
+        else:
+            metrics = squad_metrics.evaluate_v1(data, preds.predictions)
+        summary["metrics"] = metrics
+        _report(progress, phase="eval", metrics=metrics, final=True)
+
+
+# ============================================================================ entry point
+
+
+def run(config: SquadFinetuneConfig, progress: Progress | None = None) -> dict[str, Any]:
+    """Train and/or predict SQuAD as configured; returns facts and (with answers) the metrics.
+
+    ``progress(event)`` gets dicts: ``phase`` "featurize" (split, examples, features, seconds),
+    "train" (step, total_steps, epoch, epochs, loss, learning_rate, examples_per_s, eta_s),
+    "predict" (features[, seconds, final]), "eval" (metrics, final). The returned dict has
+    ``output_dir``, ``global_step``, training facts (``num_train_steps``, ``train_examples``,
+    ``train_features``, ``resumed_from_step``, ...), ``predict`` (files, counts) and, when the
+    predict file has answers, ``metrics`` (v1.1: exact_match, f1; v2.0: the official keys incl.
+    best_exact/best_f1 and their thresholds). Raises typed errors, input errors before training.
+    """
+    c = config
+    featurize = _check_options(c)
+    source = resolve_model_source(c)  # type: ignore[arg-type]  # same field names as FinetuneConfig
+    tokenizer = FullTokenizer(source.vocab_file, do_lower_case=source.do_lower_case)
+    _check_model(source.config, tokenizer, c.max_seq_length)
+
+    # Read every input first: a bad file fails before any training.
+    train_examples = _read_training_examples(c) if c.do_train else None
+    predict_data = load_squad_json(c.predict_file) if c.do_predict else None
+    predict_examples = (read_squad_examples(c.predict_file, is_training=False, data=predict_data)
+                        if c.do_predict else None)
+    if train_examples is not None:
+        _report(progress, phase="read", split="train", examples=len(train_examples))
+    if predict_examples is not None:
+        _report(progress, phase="read", split="predict", examples=len(predict_examples))
+
+    from ..engine import squad_model as engine
+    from ..engine.device import select_runtime
+
+    runtime = select_runtime(c.device, c.precision, c.xla, c.seed)
+    console.info(runtime.banner)
+    runtime.apply_keras_policy()
+    output_dir = Path(c.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    vocab = _copy_model_files(output_dir, source) if runtime.is_chief else source.vocab_file.resolve()
+
+    model = engine.build_model(runtime, source.config, seed=runtime.seed, random_init=True)
+    summary: dict[str, Any] = {"output_dir": str(output_dir), "seed": runtime.seed,
+                               "version_2_with_negative": c.version_2_with_negative}
+    if c.do_train:
+        assert train_examples is not None
+        summary["global_step"] = _train(c, featurize, train_examples, tokenizer, vocab, model, source, runtime,
+                                        progress, summary)
+    else:
+        _load_for_predict(c, model, source, summary)
+        summary.setdefault("global_step", 0)
+    if c.do_predict and runtime.is_chief:
+        assert predict_examples is not None and predict_data is not None
+        _predict(c, featurize, predict_examples, predict_data, tokenizer, vocab, source.do_lower_case, model,
+                 runtime, progress, summary)
+    return summary
