@@ -365,3 +365,20 @@ def test_format_helpers():
     assert ft.format_test_line(np.array([0.25, 0.75], np.float32)) == "0.25\t0.75\n"
     assert ft.metric_key("accuracy") == "eval_accuracy" and ft.metric_key("eval_f1") == "eval_f1"
     assert ft.metric_key("loss") == "loss"
+
+
+def test_classifier_saved_model_serves_the_same_probabilities(tmp_path):
+    """The SavedModel export (encoder + classifier head) reloads and gives the model's outputs."""
+    from bert_cli.engine.classifier import ClassifierModel, export_saved_model
+
+    model = ClassifierModel(BertConfig.from_dict(CONFIG), 3, seed=7)
+    ids = tf.constant([[2, 5, 6, 7, 3, 0], [2, 8, 9, 3, 10, 3]], tf.int32)
+    mask = tf.constant([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]], tf.int32)
+    seg = tf.constant([[0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1]], tf.int32)
+    expected = model.outputs(model.logits(ids, mask, seg)).numpy()
+    path = export_saved_model(model, tmp_path / "saved")
+    served = tf.saved_model.load(str(path)).signatures["serving_default"](
+        input_ids=ids, input_mask=mask, segment_ids=seg
+    )
+    np.testing.assert_allclose(served["outputs"].numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(served["outputs"].numpy().sum(axis=-1), 1.0, atol=1e-6)

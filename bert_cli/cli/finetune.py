@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -79,7 +78,7 @@ def finetune(
     --output-dir, plus bert_run.json so that `bert predict --model OUTPUT_DIR` works.
     Rerun the same command to resume an interrupted run.
     """
-    from .render import training_progress
+    from .render import print_metrics, training_progress
 
     if task.lower() == "squad":
         from ..ops.finetune_squad import SquadFinetuneConfig, run as run_squad
@@ -102,7 +101,7 @@ def finetune(
             ),
             progress=training_progress(),
         )
-        _print_metrics(result.get("metrics") or {"global_step": result.get("global_step")}, json_output)
+        print_metrics(result.get("metrics") or {"global_step": result.get("global_step")}, json_output)
         return
 
     from ..ops.finetune import FinetuneConfig, run
@@ -170,13 +169,5 @@ def finetune(
         for key in sorted(metrics.get("mean", {})):
             typer.echo(f"{key} = {metrics['mean'][key]} +- {metrics.get('std', {}).get(key)}")
     else:
-        _print_metrics(metrics, json_output)
+        print_metrics(metrics, json_output)
 
-
-def _print_metrics(metrics: dict, json_output: bool) -> None:
-    """Final metrics on stdout: sorted ``key = value`` lines, or one JSON object."""
-    if json_output:
-        typer.echo(json.dumps(metrics, default=float))
-        return
-    for key, value in sorted(metrics.items()):
-        typer.echo(f"{key} = {value}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -45,7 +44,7 @@ def pretrain(
     scalars into --output-dir.
     """
     from ..ops.pretrain import PretrainConfig, run
-    from .render import training_progress
+    from .render import print_metrics, training_progress
 
     if model is not None:
         from ..models.resolve import resolve_model
@@ -87,9 +86,4 @@ def pretrain(
         ),
         progress=training_progress(),
     )
-    metrics = result.get("eval") or {"global_step": result.get("global_step")}
-    if json_output:
-        typer.echo(json.dumps(metrics, default=float))
-    else:
-        for key, value in sorted(metrics.items()):
-            typer.echo(f"{key} = {value}")
+    print_metrics(result.get("eval") or {"global_step": result.get("global_step")}, json_output)

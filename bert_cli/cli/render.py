@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import Callable
+
+import typer
+
+
+def print_metrics(metrics: dict, as_json: bool) -> None:
+    """Final metrics on stdout: sorted ``key = value`` lines (as eval_results.txt), or one JSON object."""
+    if as_json:
+        typer.echo(json.dumps(metrics, default=float))
+        return
+    for key, value in sorted(metrics.items()):
+        typer.echo(f"{key} = {value}")
 
 
 def training_progress() -> Callable[[dict], None]:

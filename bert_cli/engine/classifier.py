@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -358,8 +356,13 @@ class Trainer:
         """Checkpoint now (``model.ckpt-<global_step>``); None on non-chief workers."""
         return self.manager.save(self.global_step)
 
-    def steps(self, features: Any) -> Iterator[StepResult]:
-        """Run optimizer steps from the current ``global_step`` to ``num_train_steps``.
+    def dataset(self, features: Any, skip_batches: int) -> tf.data.Dataset:
+        """The training micro-batches (repeat, shuffle, drop_remainder), ``skip_batches`` skipped."""
+        return train_dataset(features, self.micro_batch_size, seed=self.options.seed, skip_batches=skip_batches)
+
+    def steps(self, *data: Any) -> Iterator[StepResult]:
+        """Run optimizer steps from the current ``global_step`` to ``num_train_steps`` on
+        ``self.dataset(*data, skip_batches)``.
 
         Saves a checkpoint every ``save_checkpoints_steps`` and after the last step.
         """
@@ -368,7 +371,7 @@ class Trainer:
         start = self.global_step
         if start >= opts.num_train_steps:
             return
-        dataset = train_dataset(features, self.micro_batch_size, seed=opts.seed, skip_batches=start * k)
+        dataset = self.dataset(*data, skip_batches=start * k)
         iterator = iter(self.runtime.distribute(dataset))
         step = start
         while step < opts.num_train_steps:
@@ -396,43 +399,17 @@ def save_weights(model: ClassifierModel, prefix: str | os.PathLike, *, global_st
     return save_model([model.bert, model.head], prefix, global_step=global_step)
 
 
-class _ClassifierServing(tf.Module):
-    def __init__(self, model: ClassifierModel) -> None:
-        super().__init__(name="serving")
-        self.model = model
-        spec = tf.TensorSpec([None, None], tf.int32)
-        self.serve = tf.function(
-            self._serve,
-            input_signature=[
-                tf.TensorSpec.from_spec(spec, name="input_ids"),
-                tf.TensorSpec.from_spec(spec, name="input_mask"),
-                tf.TensorSpec.from_spec(spec, name="segment_ids"),
-            ],
-        )
-
-    def _serve(self, input_ids, input_mask, segment_ids):
-        logits = self.model.logits(input_ids, input_mask, segment_ids, training=False)
-        return {"logits": logits, "outputs": self.model.outputs(logits)}
-
-
 def export_saved_model(model: ClassifierModel, path: str | os.PathLike) -> Path:
     """A SavedModel whose ``serving_default`` maps int32 ``input_ids``/``input_mask``/
     ``segment_ids`` [B, S] to ``logits`` [B, C] and ``outputs`` (probabilities or scores).
     Written atomically (temp dir, then rename; an existing export is replaced)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        serving = _ClassifierServing(model)
-        tf.saved_model.save(serving, str(tmp), signatures={"serving_default": serving.serve})
-        (tmp / "bert_config.json").write_text(model.config.to_json(), encoding="utf-8")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    from . import export
+
+    def outputs(input_ids, input_mask, segment_ids) -> dict:
+        logits = model.logits(input_ids, input_mask, segment_ids, training=False)
+        return {"logits": logits, "outputs": model.outputs(logits)}
+
+    return export.export_saved_model(model.bert, path, overwrite=True, outputs=outputs, modules=[model.head])
 
 
 def validate_features(config: BertConfig, features: Any, source: str | None = None) -> None:

@@ -15,6 +15,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Callable, Sequence
 
 import tensorflow as tf
 
@@ -22,12 +23,17 @@ from ..errors import UsageError
 from .model import BertModel
 
 
-class _Serving(tf.Module):
-    """The exported object: the model's variables plus one traced function."""
+class Serving(tf.Module):
+    """The exported object: the modules' variables plus one traced function.
 
-    def __init__(self, model: BertModel) -> None:
+    ``outputs(input_ids, input_mask, segment_ids) -> dict`` computes the signature's outputs;
+    ``modules`` are tracked so that every variable it reads is saved.
+    """
+
+    def __init__(self, modules: Sequence[tf.Module], outputs: Callable[..., dict]) -> None:
         super().__init__(name="serving")
-        self.model = model
+        self.modules = list(modules)
+        self._outputs = outputs
         spec = tf.TensorSpec([None, None], tf.int32)
         self.serve = tf.function(
             self._serve,
@@ -39,19 +45,39 @@ class _Serving(tf.Module):
         )
 
     def _serve(self, input_ids, input_mask, segment_ids):
-        out = self.model(input_ids, input_mask, segment_ids, training=False)
+        return self._outputs(input_ids, input_mask, segment_ids)
+
+
+def encoder_outputs(model: BertModel) -> Callable[..., dict]:
+    """The encoder signature: ``pooled_output`` [B, H] and ``sequence_output`` [B, S, H]."""
+
+    def outputs(input_ids, input_mask, segment_ids) -> dict:
+        out = model(input_ids, input_mask, segment_ids, training=False)
         return {"pooled_output": out.pooled_output, "sequence_output": out.sequence_output}
 
+    return outputs
 
-def export_saved_model(model: BertModel, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write ``model`` as a SavedModel directory at ``path`` (atomically: temp dir, then rename)."""
+
+def export_saved_model(
+    model: BertModel,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    outputs: Callable[..., dict] | None = None,
+    modules: Sequence[tf.Module] = (),
+) -> Path:
+    """Write a SavedModel directory at ``path`` (atomically: temp dir, then rename).
+
+    By default the signature returns the encoder outputs of ``model``; a task passes its own
+    ``outputs`` function and the extra ``modules`` (heads) it reads.
+    """
     path = Path(path)
     if path.exists() and not overwrite:
         raise UsageError(f"{path} already exists", hint="choose another directory or pass overwrite")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        serving = _Serving(model)
+        serving = Serving([model, *modules], outputs or encoder_outputs(model))
         tf.saved_model.save(serving, str(tmp), signatures={"serving_default": serving.serve})
         (tmp / "bert_config.json").write_text(model.config.to_json(), encoding="utf-8")
         if path.exists():

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +33,7 @@ import tensorflow as tf
 from ..modelconfig import BertConfig
 from ..text.squad_predict import RawResult
 from .checkpoint import LoadReport, load_into, tf1_names
-from .classifier import StepResult, Trainer
+from .classifier import Trainer
 from .heads import SquadHead, squad_loss
 from .model import BertModel
 
@@ -157,29 +156,9 @@ class SquadTrainer(Trainer):
     ``save_checkpoints_steps`` and after the last step.
     """
 
-    def steps(self, record_file: str | os.PathLike, seq_length: int) -> Iterator[StepResult]:  # type: ignore[override]
-        opts = self.options
-        k = opts.accumulation_steps
-        start = self.global_step
-        if start >= opts.num_train_steps:
-            return
-        dataset = train_dataset(record_file, seq_length, self.micro_batch_size, seed=opts.seed,
-                                skip_batches=start * k)
-        iterator = iter(self.runtime.distribute(dataset))
-        step = start
-        while step < opts.num_train_steps:
-            losses = [self.step_fn(next(iterator)) for _ in range(k)]
-            last = self.step_fn.last
-            step = self.global_step
-            result = StepResult(
-                step=step,
-                loss=float(np.mean([float(x) for x in losses])),
-                learning_rate=float(last["learning_rate"]) if "learning_rate" in last else 0.0,
-                examples=opts.train_batch_size,
-            )
-            if step % opts.save_checkpoints_steps == 0 or step >= opts.num_train_steps:
-                self.save()
-            yield result
+    def dataset(self, record_file: str | os.PathLike, seq_length: int, skip_batches: int) -> tf.data.Dataset:  # type: ignore[override]
+        return train_dataset(record_file, seq_length, self.micro_batch_size, seed=self.options.seed,
+                             skip_batches=skip_batches)
 
 
 # ============================================================================ inference
