@@ -176,6 +176,15 @@ class Runtime:
         """
         if not _is_distributed(self.strategy):
             return dataset
+        if self.num_workers > 1:
+            # Shard by element after the global batch is split into per-replica parts, so the
+            # workers together see exactly the global batches one process would (FILE sharding,
+            # tf.data's default guess, would give each worker other files and other batches).
+            import tensorflow as tf
+
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+            dataset = dataset.with_options(options)
         return self.strategy.experimental_distribute_dataset(dataset)
 
     def function(self, fn: Callable, **kwargs) -> Callable:

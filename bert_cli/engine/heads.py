@@ -117,11 +117,19 @@ def _nll(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     return -tf.reduce_sum(tf.one_hot(tf.cast(labels, tf.int32), depth, dtype=tf.float32) * log_probs, axis=-1)
 
 
-def mlm_loss(logits: tf.Tensor, label_ids: tf.Tensor, label_weights: tf.Tensor) -> tf.Tensor:
-    """``sum(w * nll) / (sum(w) + 1e-5)`` over all masked slots (padding slots have w = 0)."""
+def mlm_loss(
+    logits: tf.Tensor, label_ids: tf.Tensor, label_weights: tf.Tensor, total_weight: tf.Tensor | None = None
+) -> tf.Tensor:
+    """``sum(w * nll) / (sum(w) + 1e-5)`` over all masked slots (padding slots have w = 0).
+
+    ``total_weight`` replaces ``sum(w)`` in the denominator: a replica that holds part of a
+    global batch passes the weight sum of the whole global batch, so that the replicas' losses
+    add up to the loss of the global batch.
+    """
     w = tf.reshape(tf.cast(label_weights, tf.float32), [-1])
     nll = tf.reshape(_nll(logits, label_ids), [-1])
-    return tf.reduce_sum(w * nll) / (tf.reduce_sum(w) + 1e-5)
+    denominator = tf.reduce_sum(w) if total_weight is None else total_weight
+    return tf.reduce_sum(w * nll) / (denominator + 1e-5)
 
 
 def nsp_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:

@@ -419,11 +419,22 @@ class PretrainingModel(tf.Module):
 
     @_plain_graph
     def loss(self, batch: Mapping[str, tf.Tensor], training: bool = True) -> tf.Tensor:
-        """``masked_lm_loss + next_sentence_loss`` (the original's ``total_loss``)."""
+        """``masked_lm_loss + next_sentence_loss`` (the original's ``total_loss``).
+
+        With R replicas each holding 1/R of the global batch, the masked-LM loss of a replica is
+        ``R * sum(w * nll) / sum over ALL replicas of w``: the replicas' mean is then exactly the
+        loss of the global batch, as one device would compute it (a per-replica ratio would not be).
+        """
         mlm, nsp = self.logits(batch, training)
-        return mlm_loss(mlm, batch["masked_lm_ids"], batch["masked_lm_weights"]) + nsp_loss(
-            nsp, batch["next_sentence_labels"]
-        )
+        ctx = tf.distribute.get_replica_context()
+        replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+        if replicas == 1:
+            mlm_term = mlm_loss(mlm, batch["masked_lm_ids"], batch["masked_lm_weights"])
+        else:
+            weights = tf.cast(batch["masked_lm_weights"], tf.float32)
+            total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(weights))
+            mlm_term = replicas * mlm_loss(mlm, batch["masked_lm_ids"], weights, total_weight=total)
+        return mlm_term + nsp_loss(nsp, batch["next_sentence_labels"])
 
     @_plain_graph
     def eval_sums(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:

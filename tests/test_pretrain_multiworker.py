@@ -1,0 +1,72 @@
+"""`bert pretrain` scaled out: two worker processes on 127.0.0.1 driven by TF_CONFIG
+(MultiWorkerMirroredStrategy) follow the loss curve of one process with the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
+STEPS = 4
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _pretrain(data: Path, config: Path, out: Path, env: dict | None = None) -> subprocess.Popen:
+    args = [
+        sys.executable, "-m", "bert_cli", "pretrain", "--input-file", str(data), "--output-dir", str(out),
+        "--bert-config-file", str(config), "--do-train", "--num-train-steps", str(STEPS), "--num-warmup-steps", "1",
+        "--learning-rate", "1e-3", "--train-batch-size", "8", "--log-every-steps", "1", "--seed", "3",
+        "--device", "cpu", "--precision", "fp32", "--no-xla",
+    ]
+    full_env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    full_env.update(env or {})
+    return subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _losses(proc: subprocess.Popen) -> tuple[list[float], str]:
+    try:
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    return [float(x) for x in re.findall(r"^step \d+/\d+\s+loss (\S+)", err, re.M)], err
+
+
+def test_two_workers_match_one_process(shared_data, tmp_path):
+    config = tmp_path / "bert_config.json"
+    config.write_text(json.dumps({
+        "vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "intermediate_size": 32, "max_position_embeddings": 128, "type_vocab_size": 2,
+        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+    }))
+    data = shared_data / GOLDEN
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = [
+        _pretrain(data, config, tmp_path / "multi", env={"TF_CONFIG": json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})})
+        for i in range(2)
+    ]
+    (chief, chief_log), (other, _) = [_losses(p) for p in procs]
+    single, _ = _losses(_pretrain(data, config, tmp_path / "single"))
+    assert "2 workers" in chief_log
+    assert len(single) == STEPS and chief == pytest.approx(single, rel=2e-5, abs=1e-5)
+    assert (tmp_path / "multi" / f"model.ckpt-{STEPS}.index").is_file()  # the chief wrote the checkpoint
