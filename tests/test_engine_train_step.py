@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_ports
 
 tf = pytest.importorskip("tensorflow")
 
@@ -364,21 +364,10 @@ def test_mirrored_strategy_on_two_cpus_matches_single_device(tmp_path):
     _assert_same(result["mirrored_keras_bf16"], result["single_keras"], rtol=0.1, atol=0.05)
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def test_multi_worker_mirrored_two_processes_match_single_process(tmp_path):
     """Two workers on 127.0.0.1 via TF_CONFIG: select_runtime picks MultiWorkerMirroredStrategy,
     each worker feeds half of every global batch, and both end with the single-process weights."""
-    ports = _free_ports(2)
+    ports = free_ports(2)
     workers = [f"127.0.0.1:{p}" for p in ports]
     code = DIST_SCRIPT + textwrap.dedent(
         """

@@ -6,27 +6,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
 STEPS = 4
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _pretrain(data: Path, config: Path, out: Path, env: dict | None = None) -> subprocess.Popen:
@@ -59,7 +48,7 @@ def test_two_workers_match_one_process(shared_data, tmp_path):
         "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
     }))
     data = shared_data / GOLDEN
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
     procs = [
         _pretrain(data, config, tmp_path / "multi", env={"TF_CONFIG": json.dumps(
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})})
