@@ -28,6 +28,7 @@ checkpoint: same steps, same batches.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,29 +131,17 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
     from ..engine.pretrain import PretrainPlan, pretrain
 
     init = resolve_checkpoint(config.init_checkpoint) if config.init_checkpoint else None
+    # The plan takes every option of the same name as it is, plus what was resolved above.
+    same = {f.name: getattr(config, f.name) for f in dataclasses.fields(PretrainPlan) if hasattr(config, f.name)}
     plan = PretrainPlan(
-        input_files=tuple(files),
-        output_dir=Path(config.output_dir),
-        bert_config=bert_config,
-        init_checkpoint=init,
-        do_train=config.do_train,
-        do_eval=config.do_eval,
-        train_batch_size=config.train_batch_size,
-        eval_batch_size=config.eval_batch_size,
-        learning_rate=float(config.learning_rate),
-        num_train_steps=config.num_train_steps,
-        num_warmup_steps=config.num_warmup_steps,
-        max_seq_length=config.max_seq_length,
-        max_predictions_per_seq=config.max_predictions_per_seq,
-        save_checkpoints_steps=config.save_checkpoints_steps,
-        max_eval_steps=config.max_eval_steps,
-        keep_checkpoints=config.keep_checkpoints,
-        device=config.device,
-        precision=config.precision,
-        xla=config.xla,
-        seed=config.seed,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        optimizer=config.optimizer.lower(),
-        log_every_steps=config.log_every_steps,
+        **{
+            **same,
+            "input_files": tuple(files),
+            "output_dir": Path(config.output_dir),
+            "bert_config": bert_config,
+            "init_checkpoint": init,
+            "learning_rate": float(config.learning_rate),
+            "optimizer": config.optimizer.lower(),
+        }
     )
     return pretrain(plan, progress)
