@@ -1,6 +1,7 @@
 """Benchmark: fine-tune real pretrained weights on real MRPC, ours vs transformers + torch.
 
-    python bench/finetune_mrpc.py [--epochs 3] [--max-steps N] [--threads T] [--skip torch|tf]
+    python bench/finetune_mrpc.py [--epochs 3] [--max-steps N] [--threads T]
+                                  [--variants ours,torch] [--precision fp32|bf16] [--xla]
 
 Both sides start from ``../shared/data/hf/all-MiniLM-L6-v2`` (L=6, H=384, uncased) and train
 on the real MRPC train set (3668 pairs), evaluating on dev (408 pairs), with the original's
@@ -14,11 +15,21 @@ decay 0.01, clip 1.0, dropout 0.1, 3 epochs (``int(3668/32*3) = 343`` steps).
   bias/LayerNorm; torch's AdamW bias-corrects, the original does not), a linear warmup/decay
   schedule, clip 1.0, shuffled batches of 32 with the last partial batch dropped.
 
+Variants (``--variants``, comma-separated, run in this order):
+
+* ``ours``        -- what ``bert finetune mrpc`` does: each batch cut to its longest example
+                     (rounded up to 8; :mod:`bert_cli.engine.padding`, same numbers);
+* ``ours-full``   -- ours on the full padded 128 columns (the original's work per batch);
+* ``torch``       -- transformers on batches padded to 128 (``run_glue.py``'s default
+                     ``pad_to_max_length``), the same work as ``ours-full``;
+* ``torch-trim``  -- transformers on the same cut batches as ``ours`` (its best case, what
+                     ``DataCollatorWithPadding`` does).
+
 Both use ``--threads`` CPU threads (default: all cores; TF intra/inter-op and
 ``torch.set_num_threads``). Reported: dev accuracy / F1 and training examples/s (training
 loop only: featurization, model loading and evaluation excluded). ``--max-steps`` shortens
 both runs identically (dev metrics then mean little). The LAST line is the speed ratio
-ours / transformers.
+``ours`` / ``torch`` (each tool's default), preceded by every other ours-x / torch-y pair.
 """
 
 from __future__ import annotations
@@ -45,8 +56,13 @@ MRPC = SHARED / "glue" / "MRPC"
 LR, BATCH, SEQ, WARMUP = 2e-5, 32, 128, 0.1
 
 
-def run_ours(args, out_dir: Path) -> dict:
+def run_ours(args, out_dir: Path, *, trim: bool = True) -> dict:
+    from bert_cli.engine import device
     from bert_cli.ops.finetune import FinetuneConfig, run
+
+    engine_property = device.Runtime.__dict__["padding_multiple"]
+    if not trim:  # the original's full-length batches
+        device.Runtime.padding_multiple = property(lambda self: None)
 
     config = FinetuneConfig(
         task="mrpc",
@@ -68,11 +84,13 @@ def run_ours(args, out_dir: Path) -> dict:
         save_checkpoints_steps=100000,
         seed=args.seed,
         device="cpu",
+        precision=args.precision,
+        xla=args.xla,
     )
     last = {}
 
     def progress(event):
-        if event.get("phase") == "train" and (event["step"] % 20 == 0 or event["step"] == event["total_steps"]):
+        if event.get("phase") == "train" and (event["step"] % args.log_every == 0 or event["step"] == event["total_steps"]):
             print(
                 f"  ours step {event['step']}/{event['total_steps']} loss {event['loss']:.4f} "
                 f"{event['examples_per_s']:.1f} ex/s eta {event['eta_s'] or 0:.0f}s",
@@ -80,7 +98,10 @@ def run_ours(args, out_dir: Path) -> dict:
             )
         last.update(event)
 
-    result = run(config, progress=progress)
+    try:
+        result = run(config, progress=progress)
+    finally:
+        device.Runtime.padding_multiple = engine_property
     return {
         "steps": result["num_train_steps"],
         "train_examples_per_s": result["train_examples_per_s"],
@@ -91,7 +112,7 @@ def run_ours(args, out_dir: Path) -> dict:
     }
 
 
-def run_torch(args, threads: int) -> dict:
+def run_torch(args, threads: int, *, trim: bool = False) -> dict:
     import numpy as np
     import torch
     from transformers import BertForSequenceClassification, get_linear_schedule_with_warmup
@@ -120,11 +141,15 @@ def run_torch(args, threads: int) -> dict:
     scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * WARMUP), steps)
     rng = np.random.default_rng(args.seed)
 
-    def tensors(f, idx):
+    from bert_cli.engine.padding import trim_arrays
+
+    def tensors(f, idx, trim=trim):
+        batch = {"input_ids": f.input_ids[idx], "input_mask": f.input_mask[idx], "segment_ids": f.segment_ids[idx]}
+        batch = trim_arrays(batch, 8 if trim else None)
         return (
-            torch.from_numpy(f.input_ids[idx]).long(),
-            torch.from_numpy(f.input_mask[idx]).long(),
-            torch.from_numpy(f.segment_ids[idx]).long(),
+            torch.from_numpy(batch["input_ids"]).long(),
+            torch.from_numpy(batch["input_mask"]).long(),
+            torch.from_numpy(batch["segment_ids"]).long(),
         )
 
     model.train()
@@ -142,7 +167,7 @@ def run_torch(args, threads: int) -> dict:
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
-        if step % 20 == 0 or step == steps:
+        if step % args.log_every == 0 or step == steps:
             rate = step * BATCH / (time.perf_counter() - started)
             print(f"  torch step {step}/{steps} loss {loss.item():.4f} {rate:.1f} ex/s", file=sys.stderr)
     seconds = time.perf_counter() - started
@@ -151,7 +176,7 @@ def run_torch(args, threads: int) -> dict:
     with torch.inference_mode():
         for start in range(0, len(dev), 32):
             idx = np.arange(start, min(start + 32, len(dev)))
-            ids, mask, seg = tensors(dev, idx)
+            ids, mask, seg = tensors(dev, idx, trim=False)
             preds += model(input_ids=ids, attention_mask=mask, token_type_ids=seg).logits.argmax(-1).tolist()
     gold = dev.labels.tolist()
     return {
@@ -169,7 +194,10 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="stop both runs after N optimizer steps")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seed", type=int, default=12345)
-    parser.add_argument("--skip", choices=("torch", "tf"), default=None)
+    parser.add_argument("--log-every", type=int, default=20, help="progress line every N steps (stderr)")
+    parser.add_argument("--variants", default="ours,torch", help="comma-separated: ours, ours-full, torch, torch-trim")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="ours only")
+    parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=False, help="ours only: XLA-compile the train step")
     args = parser.parse_args()
     for p in (HF_DIR / "model.safetensors", VOCAB, MRPC / "train.tsv"):
         if not p.exists():
@@ -182,22 +210,30 @@ def main() -> None:
     steps = int(3668 / BATCH * args.epochs)
     if args.max_steps:
         steps = min(steps, args.max_steps)
-    print(f"MRPC fine-tune of all-MiniLM-L6-v2: {steps} steps of {BATCH} x {SEQ}, lr {LR}, {args.threads} threads")
+    print(
+        f"MRPC fine-tune of all-MiniLM-L6-v2: {steps} steps of {BATCH} x {SEQ}, lr {LR}, {args.threads} threads; "
+        f"ours {args.precision}, XLA {'on' if args.xla else 'off'}"
+    )
     results = {}
-    if args.skip != "tf":
-        with tempfile.TemporaryDirectory() as tmp:
-            results["ours"] = run_ours(args, Path(tmp) / "run")
-    if args.skip != "torch":
-        results["transformers"] = run_torch(args, args.threads)
+    for variant in args.variants.split(","):
+        if variant in ("ours", "ours-full"):
+            with tempfile.TemporaryDirectory() as tmp:
+                results[variant] = run_ours(args, Path(tmp) / "run", trim=variant == "ours")
+        elif variant in ("torch", "torch-trim"):
+            results[variant] = run_torch(args, args.threads, trim=variant == "torch-trim")
+        else:
+            sys.exit(f"unknown variant {variant!r}")
     for name, r in results.items():
         print(
-            f"{name:13s} dev accuracy {r['accuracy']:.4f}  f1 {r['f1']:.4f}  "
-            f"train {r['train_examples_per_s']:.1f} examples/s ({r['train_seconds']:.0f}s for {r['steps']} steps)"
+            f"{name:11s} dev accuracy {r['accuracy']:.4f}  f1 {r['f1']:.4f}  "
+            f"train {r['train_examples_per_s']:.2f} examples/s ({r['train_seconds']:.0f}s for {r['steps']} steps)"
         )
     print(json.dumps(results, sort_keys=True))
-    if len(results) == 2:
-        ratio = results["ours"]["train_examples_per_s"] / results["transformers"]["train_examples_per_s"]
-        print(f"training speed ratio ours/transformers: {ratio:.2f}")
+    pairs = [(a, b) for a in results if a.startswith("ours") for b in results if b.startswith("torch")]
+    pairs.sort(key=lambda p: p == ("ours", "torch"))
+    for a, b in pairs:
+        ratio = results[a]["train_examples_per_s"] / results[b]["train_examples_per_s"]
+        print(f"training speed ratio {a}/{b}: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# bert_cli.engine switches TensorFlow's oneDNN kernels on before importing it; tests that import
+# TensorFlow first must get the same kernels.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
 SHARED_DATA = Path(os.environ.get("BERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 

@@ -55,6 +55,35 @@ def test_gelu_forms():
     assert np.abs(tanh_form - erf_form).max() > 1e-4  # the two meanings of "gelu" differ
 
 
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_gelu_gradients_are_the_derivative(dtype):
+    """The hand-written gradients equal autodiff of the plain formulas, and a central
+    finite difference in float64."""
+    x = tf.constant(np.linspace(-7, 7, 281), dtype)
+    atol = 5e-6 if dtype == tf.float32 else 1e-12  # float32: 1 - tanh^2 near |x| = 7 rounds
+
+    def tanh_formula(v):
+        return 0.5 * v * (1 + tf.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * tf.pow(v, 3))))
+
+    def erf_formula(v):
+        return 0.5 * v * (1 + tf.math.erf(v / math.sqrt(2)))
+
+    for fn, formula in ((gelu_tanh, tanh_formula), (gelu_erf, erf_formula)):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            ours, reference = fn(x), formula(x)
+        np.testing.assert_allclose(tape.gradient(ours, x).numpy(), tape.gradient(reference, x).numpy(), atol=atol)
+        np.testing.assert_allclose(
+            tape.gradient(ours, x, output_gradients=tf.cos(x)).numpy(),  # a non-constant upstream gradient
+            (tape.gradient(reference, x) * tf.cos(x)).numpy(),
+            atol=atol,
+        )
+        if dtype == tf.float64:
+            h = 1e-6
+            numeric = (formula(x + h) - formula(x - h)) / (2 * h)
+            np.testing.assert_allclose(tape.gradient(ours, x).numpy(), numeric.numpy(), atol=1e-8)
+
+
 def test_layer_norm_epsilon_is_1e_12():
     ln = LayerNorm("t/LayerNorm", 4, 1e-12)
     x = np.array([[1.0, 1.0 + 1e-3, 1.0 - 1e-3, 1.0]], np.float32)  # variance 5e-7: eps 1e-3 would swamp it

@@ -273,6 +273,34 @@ def test_keep_best_and_early_stopping(trained, tmp_path):
     assert again["stopped_early"] is True and again["history"] == []
 
 
+# ----------------------------------------------------------------------------- --repeat K
+
+
+def test_repeat_runs_each_seed_and_reports_mean_and_spread(tmp_path):
+    """K complete runs with seeds s, s+1, ...; each is an ordinary run folder, and the summary
+    (returned and in repeat_results.json) is the mean / sample std / min / max of their evals."""
+    root = make_task_dir(tmp_path / "task")
+    out = tmp_path / "rep"
+    result = ft.run(config_for(root, out, repeat=3, seed=7, num_train_epochs=1.0, do_predict=False))
+    assert result["seeds"] == [7, 8, 9]
+    evals = []
+    for seed in (7, 8, 9):
+        run_dir = out / f"seed-{seed}"
+        text = (run_dir / ft.EVAL_FILE).read_text()
+        evals.append({k: float(v) for k, v in re.findall(r"^(\w+) = (\S+)$", text, re.M)})
+        assert evals[-1]["global_step"] == N_TRAIN // BATCH
+    losses = [e["eval_loss"] for e in evals]
+    assert len(set(losses)) == 3  # the seeds really differ (classifier init, dropout, shuffling)
+    for key in ("eval_accuracy", "eval_loss"):
+        xs = np.array([e[key] for e in evals])
+        assert math.isclose(result["mean"][key], xs.mean(), rel_tol=1e-6)
+        assert math.isclose(result["std"][key], xs.std(ddof=1), abs_tol=1e-6)  # the file rounds
+        assert result["min"][key] == pytest.approx(xs.min()) and result["max"][key] == pytest.approx(xs.max())
+    saved = json.loads((out / "repeat_results.json").read_text())
+    assert saved["seeds"] == [7, 8, 9] and saved["mean"] == result["mean"]
+    assert [r["output_dir"] for r in saved["runs"]] == [str(out / f"seed-{s}") for s in (7, 8, 9)]
+
+
 # ----------------------------------------------------------------------------- init from a TF1 checkpoint
 
 

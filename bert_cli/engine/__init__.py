@@ -4,6 +4,11 @@ Importing any engine module imports TensorFlow once, here, with its C++ start-up
 stderr (CUDA probes, CPU-feature notes, which no environment variable silences in TF 2.21)
 discarded, unless ``--verbose``/``BERT_VERBOSE`` is on or ``TF_CPP_MIN_LOG_LEVEL`` is set.
 Python errors raised by the import are not affected.
+
+oneDNN kernels are switched on (``TF_ENABLE_ONEDNN_OPTS=1``, unless the variable is already
+set): TensorFlow enables them by itself only on CPUs with AVX-512/AMX, yet on plain AVX2 they
+make a CPU fine-tune step ~15% faster (``bench/finetune_mrpc.py``). Results differ from the
+Eigen kernels by float round-off only.
 """
 
 import contextlib as _contextlib
@@ -36,6 +41,7 @@ def quiet_stderr_fd():
         _os.close(devnull)
 
 
+_os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 _verbose = _settings.current().verbose or _settings.env_flag("BERT_VERBOSE")
 if _verbose or "TF_CPP_MIN_LOG_LEVEL" in _os.environ:
     import tensorflow  # noqa: F401

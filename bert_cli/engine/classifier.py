@@ -48,6 +48,7 @@ from .checkpoint_manager import CheckpointManager
 from .heads import ClassifierHead, classifier_loss
 from .model import BertModel, check_inputs, check_seq_length
 from .optimization import LinearWarmupDecay, create_optimizer
+from .padding import trim_arrays, trim_dataset
 from .train_step import TrainStep
 
 KINDS = ("classification", "regression", "multilabel")
@@ -126,18 +127,26 @@ def _as_arrays(features: Any) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in arrays.items()}
 
 
-def train_dataset(features: Any, batch_size: int, *, seed: int | None = None, skip_batches: int = 0) -> tf.data.Dataset:
+def train_dataset(
+    features: Any,
+    batch_size: int,
+    *,
+    seed: int | None = None,
+    skip_batches: int = 0,
+    padding_multiple: int | None = None,
+) -> tf.data.Dataset:
     """repeat -> shuffle(100) -> batch(drop_remainder=True), as the original's training input.
 
     ``skip_batches`` drops that many batches first (resume). Batches are dicts of
-    ``input_ids``, ``input_mask``, ``segment_ids`` (int32) and ``labels``.
+    ``input_ids``, ``input_mask``, ``segment_ids`` (int32) and ``labels``; with
+    ``padding_multiple`` their all-padding tail is cut (:mod:`bert_cli.engine.padding`).
     """
     ds = tf.data.Dataset.from_tensor_slices(_as_arrays(features))
     ds = ds.repeat().shuffle(buffer_size=100, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=True)
     if skip_batches:
         ds = ds.skip(skip_batches)
-    return ds.prefetch(2)
+    return trim_dataset(ds, padding_multiple).prefetch(2)
 
 
 def inference_dataset(features: Any, batch_size: int) -> tf.data.Dataset:
@@ -153,11 +162,13 @@ class Predictor:
     """A compiled forward pass: ``predictor.logits(ids, mask, segments)`` -> numpy [B, C].
 
     One trace for every batch size (``[None, None]`` int32 signature). ``jit_compile``
-    follows the runtime's XLA flag.
+    follows the runtime's XLA flag; with ``padding_multiple`` each batch's all-padding tail is
+    cut first (:mod:`bert_cli.engine.padding`; same logits, less work).
     """
 
-    def __init__(self, model: ClassifierModel, *, jit_compile: bool = False) -> None:
+    def __init__(self, model: ClassifierModel, *, jit_compile: bool = False, padding_multiple: int | None = None) -> None:
         self.model = model
+        self.padding_multiple = padding_multiple
         spec = tf.TensorSpec([None, None], tf.int32)
 
         def forward(input_ids, input_mask, segment_ids):
@@ -166,10 +177,12 @@ class Predictor:
         self._fn = tf.function(forward, input_signature=[spec, spec, spec], jit_compile=jit_compile, reduce_retracing=True)
 
     def logits(self, input_ids, input_mask, segment_ids) -> np.ndarray:
+        batch = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+        batch = trim_arrays({k: np.asarray(v) for k, v in batch.items()}, self.padding_multiple)
         return self._fn(
-            tf.convert_to_tensor(input_ids, tf.int32),
-            tf.convert_to_tensor(input_mask, tf.int32),
-            tf.convert_to_tensor(segment_ids, tf.int32),
+            tf.convert_to_tensor(batch["input_ids"], tf.int32),
+            tf.convert_to_tensor(batch["input_mask"], tf.int32),
+            tf.convert_to_tensor(batch["segment_ids"], tf.int32),
         ).numpy()
 
     def logits_of(self, features: Any, batch_size: int) -> np.ndarray:
@@ -358,7 +371,13 @@ class Trainer:
 
     def dataset(self, features: Any, skip_batches: int) -> tf.data.Dataset:
         """The training micro-batches (repeat, shuffle, drop_remainder), ``skip_batches`` skipped."""
-        return train_dataset(features, self.micro_batch_size, seed=self.options.seed, skip_batches=skip_batches)
+        return train_dataset(
+            features,
+            self.micro_batch_size,
+            seed=self.options.seed,
+            skip_batches=skip_batches,
+            padding_multiple=self.runtime.padding_multiple,
+        )
 
     def steps(self, *data: Any) -> Iterator[StepResult]:
         """Run optimizer steps from the current ``global_step`` to ``num_train_steps`` on

@@ -141,6 +141,15 @@ class Runtime:
         return self.precision == "fp16"
 
     @property
+    def padding_multiple(self) -> int | None:
+        """Batches are cut to their longest example rounded up to this (see
+        :mod:`bert_cli.engine.padding`): 8, or 64 under XLA (one compile per shape); None on TPU,
+        which needs static shapes."""
+        if self.device == "tpu":
+            return None
+        return 64 if self.xla else 8
+
+    @property
     def keras_policy(self) -> str:
         """Keras mixed-precision policy name: float32, mixed_bfloat16 or mixed_float16."""
         return _KERAS_POLICIES[self.precision]

@@ -510,7 +510,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
     model = engine.build_model(runtime, source.config, task.num_labels, kind=kind, seed=runtime.seed,
                                random_init=True)
     summary: dict[str, Any] = {"task": task.name, "output_dir": str(output_dir), "seed": runtime.seed}
-    predictor = engine.Predictor(model, jit_compile=runtime.xla)
+    predictor = engine.Predictor(model, jit_compile=runtime.xla, padding_multiple=runtime.padding_multiple)
 
     def load_init() -> None:
         if source.checkpoint is None:

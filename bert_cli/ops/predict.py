@@ -142,7 +142,7 @@ def load_classifier(
     report = load_into([model_obj.bert, model_obj.head], prefix)
     console.debug(report.summary())
     tokenizer = FullTokenizer(vocab_file, do_lower_case=bool(info.get("do_lower_case", True)))
-    predictor = engine.Predictor(model_obj, jit_compile=runtime.xla)
+    predictor = engine.Predictor(model_obj, jit_compile=runtime.xla, padding_multiple=runtime.padding_multiple)
     return LoadedClassifier(directory, info, config, tokenizer, model_obj, predictor, prefix, runtime)
 
 
