@@ -203,6 +203,7 @@ def main() -> None:
         if not p.exists():
             sys.exit(f"missing reference data: {p} (set BERT_SHARED_DATA)")
 
+    import bert_cli.engine  # noqa: F401  (imports TensorFlow the way `bert` does: oneDNN kernels on)
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
