@@ -1,7 +1,8 @@
 """Benchmark: fine-tune real pretrained weights on real MRPC, ours vs transformers + torch.
 
     python bench/finetune_mrpc.py [--epochs 3] [--max-steps N] [--threads T]
-                                  [--variants ours,torch] [--precision fp32|bf16] [--xla]
+                                  [--variants ours,torch] [--seeds K] [--seed S]
+                                  [--precision fp32|bf16] [--xla]
 
 Both sides start from ``../shared/data/hf/all-MiniLM-L6-v2`` (L=6, H=384, uncased) and train
 on the real MRPC train set (3668 pairs), evaluating on dev (408 pairs), with the original's
@@ -22,14 +23,17 @@ Variants (``--variants``, comma-separated, run in this order):
 * ``ours-full``   -- ours on the full padded 128 columns (the original's work per batch);
 * ``torch``       -- transformers on batches padded to 128 (``run_glue.py``'s default
                      ``pad_to_max_length``), the same work as ``ours-full``;
-* ``torch-trim``  -- transformers on the same cut batches as ``ours`` (its best case, what
+* ``torch-trim``  -- transformers on batches cut the same way (its best case, what
                      ``DataCollatorWithPadding`` does).
 
 Both use ``--threads`` CPU threads (default: all cores; TF intra/inter-op and
-``torch.set_num_threads``). Reported: dev accuracy / F1 and training examples/s (training
-loop only: featurization, model loading and evaluation excluded). ``--max-steps`` shortens
-both runs identically (dev metrics then mean little). The LAST line is the speed ratio
-``ours`` / ``torch`` (each tool's default), preceded by every other ours-x / torch-y pair.
+``torch.set_num_threads``). Reported per run: dev accuracy / F1 and training examples/s
+(training loop only: featurization, model loading and evaluation excluded; ours includes its
+traces and final checkpoint). With ``--seeds K`` every variant runs with seeds S..S+K-1 (seeds
+outermost, so machine drift hits all variants alike), then mean +- std accuracy and median
+examples/s. ``--max-steps`` shortens all runs identically (dev metrics then mean little). The
+LAST line is ``ours`` / ``torch`` (each tool's default): speed ratio and accuracy difference,
+preceded by every other ours-x / torch-y pair.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]  # bench/tokenize.py shadows stdlib
@@ -56,7 +62,7 @@ MRPC = SHARED / "glue" / "MRPC"
 LR, BATCH, SEQ, WARMUP = 2e-5, 32, 128, 0.1
 
 
-def run_ours(args, out_dir: Path, *, trim: bool = True) -> dict:
+def run_ours(args, out_dir: Path, seed: int, *, trim: bool = True) -> dict:
     from bert_cli.engine import device
     from bert_cli.ops.finetune import FinetuneConfig, run
 
@@ -82,7 +88,7 @@ def run_ours(args, out_dir: Path, *, trim: bool = True) -> dict:
         warmup_proportion=WARMUP,
         max_steps=args.max_steps,
         save_checkpoints_steps=100000,
-        seed=args.seed,
+        seed=seed,
         device="cpu",
         precision=args.precision,
         xla=args.xla,
@@ -112,7 +118,7 @@ def run_ours(args, out_dir: Path, *, trim: bool = True) -> dict:
     }
 
 
-def run_torch(args, threads: int, *, trim: bool = False) -> dict:
+def run_torch(args, threads: int, seed: int, *, trim: bool = False) -> dict:
     import numpy as np
     import torch
     from transformers import BertForSequenceClassification, get_linear_schedule_with_warmup
@@ -123,7 +129,7 @@ def run_torch(args, threads: int, *, trim: bool = False) -> dict:
     from bert_cli.text.tokenization import FullTokenizer
 
     torch.set_num_threads(threads)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     task = get_task("mrpc")
     tokenizer = FullTokenizer(VOCAB, do_lower_case=True)
     train = convert_examples(task.read(MRPC, "train"), tokenizer, SEQ, task=task)
@@ -139,7 +145,7 @@ def run_torch(args, threads: int, *, trim: bool = False) -> dict:
     ]
     optimizer = torch.optim.AdamW(groups, lr=LR, eps=1e-6)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * WARMUP), steps)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
 
     from bert_cli.engine.padding import trim_arrays
 
@@ -193,7 +199,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--max-steps", type=int, default=None, help="stop both runs after N optimizer steps")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--seed", type=int, default=12345, help="first seed")
+    parser.add_argument("--seeds", type=int, default=1, help="runs per variant, seeds --seed, --seed+1, ...")
     parser.add_argument("--log-every", type=int, default=20, help="progress line every N steps (stderr)")
     parser.add_argument("--variants", default="ours,torch", help="comma-separated: ours, ours-full, torch, torch-trim")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="ours only")
@@ -215,26 +222,47 @@ def main() -> None:
         f"MRPC fine-tune of all-MiniLM-L6-v2: {steps} steps of {BATCH} x {SEQ}, lr {LR}, {args.threads} threads; "
         f"ours {args.precision}, XLA {'on' if args.xla else 'off'}"
     )
-    results = {}
-    for variant in args.variants.split(","):
-        if variant in ("ours", "ours-full"):
-            with tempfile.TemporaryDirectory() as tmp:
-                results[variant] = run_ours(args, Path(tmp) / "run", trim=variant == "ours")
-        elif variant in ("torch", "torch-trim"):
-            results[variant] = run_torch(args, args.threads, trim=variant == "torch-trim")
-        else:
+    variants = args.variants.split(",")
+    for variant in variants:
+        if variant not in ("ours", "ours-full", "torch", "torch-trim"):
             sys.exit(f"unknown variant {variant!r}")
-    for name, r in results.items():
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
+    for seed in range(args.seed, args.seed + args.seeds):  # seeds outermost: drift hits all alike
+        for variant in variants:
+            if variant.startswith("ours"):
+                with tempfile.TemporaryDirectory() as tmp:
+                    result = run_ours(args, Path(tmp) / "run", seed, trim=variant == "ours")
+            else:
+                result = run_torch(args, args.threads, seed, trim=variant == "torch-trim")
+            runs[variant].append(dict(result, seed=seed))
+            print(
+                f"{variant:11s} seed {seed}: dev accuracy {result['accuracy']:.4f}  f1 {result['f1']:.4f}  "
+                f"train {result['train_examples_per_s']:.2f} examples/s "
+                f"({result['train_seconds']:.0f}s for {result['steps']} steps)",
+                flush=True,
+            )
+    summary = {}
+    for variant, rs in runs.items():
+        acc = np.array([r["accuracy"] for r in rs])
+        summary[variant] = {
+            "seeds": len(rs),
+            "accuracy_mean": float(acc.mean()),
+            "accuracy_std": float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
+            "f1_mean": float(np.mean([r["f1"] for r in rs])),
+            "examples_per_s_median": float(np.median([r["train_examples_per_s"] for r in rs])),
+        }
+        m = summary[variant]
         print(
-            f"{name:11s} dev accuracy {r['accuracy']:.4f}  f1 {r['f1']:.4f}  "
-            f"train {r['train_examples_per_s']:.2f} examples/s ({r['train_seconds']:.0f}s for {r['steps']} steps)"
+            f"{variant:11s} {len(rs)} seed(s): dev accuracy {m['accuracy_mean']:.4f} +- {m['accuracy_std']:.4f}  "
+            f"f1 {m['f1_mean']:.4f}  train {m['examples_per_s_median']:.2f} examples/s (median)"
         )
-    print(json.dumps(results, sort_keys=True))
-    pairs = [(a, b) for a in results if a.startswith("ours") for b in results if b.startswith("torch")]
+    print(json.dumps({"runs": runs, "summary": summary}, sort_keys=True))
+    pairs = [(a, b) for a in runs if a.startswith("ours") for b in runs if b.startswith("torch")]
     pairs.sort(key=lambda p: p == ("ours", "torch"))
     for a, b in pairs:
-        ratio = results[a]["train_examples_per_s"] / results[b]["train_examples_per_s"]
-        print(f"training speed ratio {a}/{b}: {ratio:.2f}")
+        ratio = summary[a]["examples_per_s_median"] / summary[b]["examples_per_s_median"]
+        gap = 100 * (summary[a]["accuracy_mean"] - summary[b]["accuracy_mean"])
+        print(f"{a}/{b}: training speed ratio {ratio:.2f}, dev accuracy difference {gap:+.2f} points")
 
 
 if __name__ == "__main__":

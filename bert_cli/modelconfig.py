@@ -210,11 +210,30 @@ class BertConfig:
         return dataclasses.replace(self, **changes)
 
 
+_HF_KEYS = ("model_type", "architectures", "transformers_version")
+
+
+def is_hf_config(data: Mapping[str, Any]) -> bool:
+    """True for a Hugging Face ``config.json`` mapping, False for a Google ``bert_config.json``."""
+    return any(key in data for key in _HF_KEYS)
+
+
+def read_model_config(path: str | os.PathLike) -> BertConfig:
+    """A :class:`BertConfig` from a Google ``bert_config.json`` or a Hugging Face ``config.json``,
+    told apart by their keys (HF files carry ``model_type`` / ``architectures`` /
+    ``transformers_version``), so "gelu" keeps the meaning of the file it came from (tanh for
+    Google, the exact erf form for HF)."""
+    data = _read_json(path)
+    if isinstance(data, Mapping) and is_hf_config(data):
+        return BertConfig.from_hf_json_file(path)
+    return BertConfig.from_json_file(path)
+
+
 def _read_json(path: str | os.PathLike) -> Any:
     try:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
     except FileNotFoundError:
-        raise NotFoundError(f"model config not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise NotFoundError(f"model config not found: {path}", hint="pass the model's bert_config.json") from None
+    except (OSError, ValueError) as exc:  # JSON and Unicode errors are ValueErrors
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None

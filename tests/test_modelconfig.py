@@ -142,3 +142,15 @@ def test_config_is_frozen():
 def test_no_tensorflow_import():
     code = "import sys, bert_cli.modelconfig; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_read_model_config_tells_the_two_formats_apart_by_keys(shared_data, tmp_path):
+    from bert_cli.modelconfig import read_model_config
+
+    hf = read_model_config(shared_data / "hf" / "all-MiniLM-L6-v2" / "config.json")
+    google = read_model_config(shared_data / "vocab" / "uncased" / "bert_config.json")
+    assert (hf.hidden_size, hf.num_hidden_layers, hf.gelu_form) == (384, 6, "erf")  # HF "gelu" = erf
+    assert (google.hidden_size, google.gelu_form) == (768, "tanh")  # Google "gelu" = tanh
+    renamed = tmp_path / "bert_config.json"  # the keys decide, not the file name
+    renamed.write_text((shared_data / "hf" / "all-MiniLM-L6-v2" / "config.json").read_text())
+    assert read_model_config(renamed).gelu_form == "erf"

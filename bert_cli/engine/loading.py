@@ -23,7 +23,6 @@ One entry point shared by the commands that run a pretrained encoder (``extract`
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -31,8 +30,8 @@ from typing import Any, Iterable
 import tensorflow as tf
 
 from .. import console
-from ..errors import ConfigError, NotFoundError, UsageError
-from ..modelconfig import BertConfig
+from ..errors import NotFoundError, UsageError
+from ..modelconfig import BertConfig, is_hf_config, read_model_config
 from .checkpoint import LoadReport, load_into, resolve_checkpoint
 from .model import BertModel, Initializer
 
@@ -41,28 +40,6 @@ __all__ = [
 ]
 
 POOLER_PREFIX = "bert/pooler/"
-_HF_KEYS = ("model_type", "architectures", "transformers_version")
-
-
-def is_hf_config(data: dict) -> bool:
-    """True for a Hugging Face ``config.json`` mapping, False for a Google ``bert_config.json``."""
-    return any(key in data for key in _HF_KEYS)
-
-
-def read_model_config(path: str | os.PathLike) -> BertConfig:
-    """A :class:`BertConfig` from a Google ``bert_config.json`` or an HF ``config.json`` (by keys)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        raise NotFoundError(f"model config not found: {path}", hint="pass the model's bert_config.json") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    if is_hf_config(data):
-        return BertConfig.from_hf_json_file(path)
-    return BertConfig.from_json_file(path)
 
 
 def weights_format_of(path: str | os.PathLike) -> str:

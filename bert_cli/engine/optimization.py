@@ -284,16 +284,17 @@ class _SlotOptimizer(tf.Module):
 
         ``learning_rate`` is a float or scalar tensor. ``step`` is the number of updates
         applied before this one (``global_step``; only LAMB's bias correction reads it).
-        ``apply`` (scalar bool tensor, default true) leaves everything unchanged when false
-        (fp16 overflow). Gradients must already be summed across replicas. Works in eager,
-        ``tf.function``, replica and cross-replica contexts.
+        ``apply`` (scalar bool tensor) leaves everything unchanged when false (fp16 overflow);
+        None, the default, always applies, with no select pass over the weights. Gradients
+        must already be summed across replicas. Works in eager, ``tf.function``, replica and
+        cross-replica contexts.
         """
         grads = list(grads)
         if len(grads) != len(self.variables_):
             raise ValueError(f"{len(grads)} gradients for {len(self.variables_)} variables")
         lr = tf.cast(learning_rate, tf.float32)
         step = tf.constant(0, tf.int64) if step is None else tf.cast(step, tf.int64)
-        apply = tf.constant(True) if apply is None else tf.cast(apply, tf.bool)
+        apply = None if apply is None else tf.cast(apply, tf.bool)  # None: no select passes at all
         if tf.distribute.in_cross_replica_context():
             self._distributed_apply(tf.distribute.get_strategy(), grads, lr, step, apply)
         else:
@@ -311,6 +312,11 @@ class _SlotOptimizer(tf.Module):
                 args=(grad, lr, step, apply, i),
                 group=False,
             )
+
+    @staticmethod
+    def _gated(apply, new, old):
+        """``new``, or ``old`` where the (fp16) step is skipped; no extra pass when ``apply`` is None."""
+        return new if apply is None else tf.where(apply, new, old)
 
     def _update_one(self, var, grad, lr, step, apply, index: int):
         # Inside ``extended.update``: ``var`` is this device's copy; reading and assigning the
@@ -358,10 +364,10 @@ class AdamWeightDecay(_SlotOptimizer):
         update = next_m / (tf.sqrt(next_v) + self.epsilon)
         if self.decays[index]:
             update += self.weight_decay_rate * tf.convert_to_tensor(var)
-        delta = tf.where(apply, lr * update, tf.zeros_like(update))
+        delta = self._gated(apply, lr * update, tf.zeros_like(update))
         return tf.group(
-            m_slot.assign(tf.where(apply, next_m, m)),
-            v_slot.assign(tf.where(apply, next_v, v)),
+            m_slot.assign(self._gated(apply, next_m, m)),
+            v_slot.assign(self._gated(apply, next_v, v)),
             var.assign_sub(delta),
         )
 
@@ -426,10 +432,10 @@ class Lamb(_SlotOptimizer):
             w_norm = tf.norm(theta)
             u_norm = tf.norm(update)
             ratio = tf.where((w_norm > 0) & (u_norm > 0), w_norm / tf.maximum(u_norm, 1e-30), 1.0)
-        delta = tf.where(apply, lr * ratio * update, tf.zeros_like(update))
+        delta = self._gated(apply, lr * ratio * update, tf.zeros_like(update))
         return tf.group(
-            m_slot.assign(tf.where(apply, next_m, m)),
-            v_slot.assign(tf.where(apply, next_v, v)),
+            m_slot.assign(self._gated(apply, next_m, m)),
+            v_slot.assign(self._gated(apply, next_v, v)),
             var.assign_sub(delta),
         )
 

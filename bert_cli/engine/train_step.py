@@ -191,7 +191,8 @@ class TrainStep:
         grads, norm = clip_by_global_norm(grads, self.clip_norm)
         step = tf.convert_to_tensor(self.global_step)
         lr = tf.cast(self.schedule(step), tf.float32)
-        self.optimizer.apply_gradients(grads, lr, step=step, apply=finite)
+        gate = finite if self.loss_scaler is not None else None  # fp32/bf16: never skipped
+        self.optimizer.apply_gradients(grads, lr, step=step, apply=gate)
         if self.loss_scaler is not None:
             self.loss_scaler.update(finite)
         self._increment_global_step(finite)

@@ -4,9 +4,11 @@ Input: text lines (files or stdin, bytes decoded as UTF-8 with bad bytes dropped
 ``str.strip()``), one example per line, ``unique_id`` = line number from 0 across all inputs.
 A line matching ``^(.*) \\|\\|\\| (.*)$`` is a pair ``A ||| B``; anything else (blank lines
 included) is one sentence. Tokens are laid out ``[CLS] A [SEP] (B [SEP])`` and pairs truncated
-as the original (:mod:`bert_cli.text.features`). The model runs in inference mode, in fixed
-``[batch_size, max_seq_length]`` batches (the last one padded with empty rows that are dropped
-after), so XLA compiles once; the next batch is tokenized while the model runs.
+as the original (:mod:`bert_cli.text.features`). The model runs in inference mode on batches of
+``batch_size`` rows (the last one padded with empty rows that are dropped after) whose
+all-padding tail columns are cut (:mod:`bert_cli.engine.padding`: to the longest line rounded up
+to 64 under XLA, so XLA compiles at most ``max_seq_length / 64`` programs; the real tokens'
+values are the same); the next batch is tokenized while the model runs.
 
 ``layers`` index the encoder blocks as the original's ``all_encoder_layers[layer_index]``:
 ``-1`` is the last block, ``0`` the first (the embedding output is not a layer here).
@@ -439,14 +441,19 @@ def run(
     lines = _peek(lines, source)
 
     forward, runtime = _load_forward(config, model_files, config_file, pooling)
+    from ..engine.padding import trim_arrays
     console.info(runtime.describe("extracting features"))
 
     positions = [i % bert_config.num_hidden_layers for i in layers]  # index into stacked layers
     need_layers = pooling != "pooler"
 
     def compute(batch: _Batch) -> np.ndarray:
-        """[n, B, S, H] selected layers (or [B, H] pooled output), padding rows dropped."""
-        result = forward(batch.input_ids, batch.input_mask, batch.segment_ids)
+        """[n, B, S', H] selected layers (or [B, H] pooled output), padding rows dropped (S' <= S)."""
+        cut = trim_arrays(
+            {"input_ids": batch.input_ids, "input_mask": batch.input_mask, "segment_ids": batch.segment_ids},
+            runtime.padding_multiple,
+        )
+        result = forward(cut["input_ids"], cut["input_mask"], cut["segment_ids"])
         n = len(batch.features)
         if not need_layers:
             return result["pooled_output"].numpy()[:n]

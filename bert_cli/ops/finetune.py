@@ -48,7 +48,7 @@ import numpy as np
 from .. import console
 from ..errors import BertError, ConfigError, NotFoundError, UsageError
 from ..fileio import atomic_write, require_file
-from ..modelconfig import BertConfig
+from ..modelconfig import BertConfig, read_model_config
 from ..text import metrics as M
 from ..text.classifier_features import ClassifierFeatures, convert_examples, format_example_log, task_kind
 from ..text.tasks import Task, get_task
@@ -237,10 +237,7 @@ class _ModelSource:
 
 
 def _read_bert_config(path: Path) -> BertConfig:
-    require_file(path, "model config")
-    if path.name == "config.json":
-        return BertConfig.from_hf_json_file(path)
-    return BertConfig.from_json_file(path)
+    return read_model_config(require_file(path, "model config"))
 
 
 def _weights_format(checkpoint: str) -> tuple[str, str]:

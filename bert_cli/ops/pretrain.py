@@ -36,7 +36,7 @@ from typing import Callable
 
 from ..errors import UsageError
 from ..fileio import require_file
-from ..modelconfig import BertConfig
+from ..modelconfig import read_model_config
 from .make_pretrain_data import STDIN, expand_input_files
 
 __all__ = ["PretrainConfig", "run", "validate", "OPTIMIZERS"]
@@ -124,7 +124,7 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
     """
     validate(config)
     files = input_files(config.input_file)
-    bert_config = BertConfig.from_json_file(
+    bert_config = read_model_config(
         require_file(config.bert_config_file, "bert config", hint="pass the model's bert_config.json")
     )
     from ..engine.checkpoint import resolve_checkpoint
