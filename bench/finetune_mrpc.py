@@ -46,8 +46,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]  # bench/tokenize.py shadows stdlib
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,6 +220,8 @@ def main() -> None:
         f"MRPC fine-tune of all-MiniLM-L6-v2: {steps} steps of {BATCH} x {SEQ}, lr {LR}, {args.threads} threads; "
         f"ours {args.precision}, XLA {'on' if args.xla else 'off'}"
     )
+    import numpy as np
+
     variants = args.variants.split(",")
     for variant in variants:
         if variant not in ("ours", "ours-full", "torch", "torch-trim"):
