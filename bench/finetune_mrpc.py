@@ -24,7 +24,9 @@ Variants (``--variants``, comma-separated, run in this order):
 * ``torch``       -- transformers on batches padded to 128 (``run_glue.py``'s default
                      ``pad_to_max_length``), the same work as ``ours-full``;
 * ``torch-trim``  -- transformers on batches cut the same way (its best case, what
-                     ``DataCollatorWithPadding`` does).
+                     ``DataCollatorWithPadding`` does);
+* ``torch-orig``  -- ``torch-trim`` with the original optimizer (Adam without bias correction,
+                     :func:`original_adam`) instead of torch's ``AdamW``: the same recipe as ours.
 
 Both use ``--threads`` CPU threads (default: all cores; TF intra/inter-op and
 ``torch.set_num_threads``). Reported per run: dev accuracy / F1 and training examples/s
@@ -116,7 +118,37 @@ def run_ours(args, out_dir: Path, seed: int, *, trim: bool = True) -> dict:
     }
 
 
-def run_torch(args, threads: int, seed: int, *, trim: bool = False) -> dict:
+def original_adam(params, lr: float):
+    """torch twin of the original ``AdamWeightDecayOptimizer``: Adam WITHOUT bias correction,
+    decoupled decay added to the update (``p -= lr * (m / (sqrt(v) + eps) + decay * p)``)."""
+    import torch
+
+    class OriginalAdamW(torch.optim.Optimizer):
+        def __init__(self, params, lr):
+            super().__init__(params, dict(lr=lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0))
+
+        @torch.no_grad()
+        def step(self):
+            for group in self.param_groups:
+                b1, b2 = group["betas"]
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state[p]
+                    if not state:
+                        state["m"], state["v"] = torch.zeros_like(p), torch.zeros_like(p)
+                    m, v = state["m"], state["v"]
+                    m.mul_(b1).add_(p.grad, alpha=1 - b1)
+                    v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                    update = m / (v.sqrt() + group["eps"])
+                    if group["weight_decay"]:
+                        update.add_(p, alpha=group["weight_decay"])
+                    p.add_(update, alpha=-group["lr"])
+
+    return OriginalAdamW(params, lr)
+
+
+def run_torch(args, threads: int, seed: int, *, trim: bool = False, original_optimizer: bool = False) -> dict:
     import numpy as np
     import torch
     from transformers import BertForSequenceClassification, get_linear_schedule_with_warmup
@@ -141,7 +173,10 @@ def run_torch(args, threads: int, seed: int, *, trim: bool = False) -> dict:
         {"params": [p for n, p in model.named_parameters() if not any(x in n for x in no_decay)], "weight_decay": 0.01},
         {"params": [p for n, p in model.named_parameters() if any(x in n for x in no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=LR, eps=1e-6)
+    if original_optimizer:
+        optimizer = original_adam(groups, LR)
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=LR, eps=1e-6)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * WARMUP), steps)
     rng = np.random.default_rng(seed)
 
@@ -200,7 +235,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=12345, help="first seed")
     parser.add_argument("--seeds", type=int, default=1, help="runs per variant, seeds --seed, --seed+1, ...")
     parser.add_argument("--log-every", type=int, default=20, help="progress line every N steps (stderr)")
-    parser.add_argument("--variants", default="ours,torch", help="comma-separated: ours, ours-full, torch, torch-trim")
+    parser.add_argument("--variants", default="ours,torch", help="comma-separated: ours, ours-full, torch, torch-trim, torch-orig")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="ours only")
     parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=False, help="ours only: XLA-compile the train step")
     args = parser.parse_args()
@@ -224,7 +259,7 @@ def main() -> None:
 
     variants = args.variants.split(",")
     for variant in variants:
-        if variant not in ("ours", "ours-full", "torch", "torch-trim"):
+        if variant not in ("ours", "ours-full", "torch", "torch-trim", "torch-orig"):
             sys.exit(f"unknown variant {variant!r}")
     runs: dict[str, list[dict]] = {v: [] for v in variants}
     for seed in range(args.seed, args.seed + args.seeds):  # seeds outermost: drift hits all alike
@@ -233,7 +268,9 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     result = run_ours(args, Path(tmp) / "run", seed, trim=variant == "ours")
             else:
-                result = run_torch(args, args.threads, seed, trim=variant == "torch-trim")
+                result = run_torch(
+                    args, args.threads, seed, trim=variant != "torch", original_optimizer=variant == "torch-orig"
+                )
             runs[variant].append(dict(result, seed=seed))
             print(
                 f"{variant:11s} seed {seed}: dev accuracy {result['accuracy']:.4f}  f1 {result['f1']:.4f}  "
