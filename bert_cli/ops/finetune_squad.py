@@ -57,7 +57,7 @@ from ..text.squad_predict import (
     write_run_info,
 )
 from ..text.tokenization import FullTokenizer
-from .finetune import resolve_model_source
+from .finetune import _report, resolve_model_source
 
 __all__ = ["SquadFinetuneConfig", "run", "TRAIN_RECORD_FILE", "TRAIN_RECORD_INFO", "TRAIN_SHUFFLE_SEED"]
 
@@ -114,11 +114,6 @@ class SquadFinetuneConfig:
 
 
 # ============================================================================ helpers
-
-
-def _report(progress: Progress | None, **event: Any) -> None:
-    if progress is not None:
-        progress(event)
 
 
 def _flag(name: str) -> str:
