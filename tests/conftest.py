@@ -35,3 +35,91 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+# --- the user harness: the installed `bert` script, run from a temporary working directory ----
+
+
+def bert_executable() -> str:
+    """The installed ``bert`` console script of the interpreter running the tests."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "bert"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("bert")
+    if found is None:
+        pytest.skip("the `bert` console script is not installed (pip install -e .)")
+    return found
+
+
+class User:
+    """Runs ``bert`` as a user types it: the installed script, in ``cwd``, with relative paths.
+
+    ``run`` returns the CompletedProcess; ``popen`` starts it for interruption tests.
+    ``rel(path)`` turns any path (e.g. under ``../shared``) into one relative to ``cwd``.
+    The environment has no ``BERT_DEBUG``, a private cache (``.cache`` in ``cwd``) and no
+    colour, so stderr's first line is exactly what a user reads.
+    """
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.exe = bert_executable()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BERT_") or k == "BERT_SHARED_DATA"}
+        env.update(NO_COLOR="1", BERT_CACHE=str(cwd / ".cache"), PYTHONUNBUFFERED="1", COLUMNS="200")
+        self.env = env
+
+    def rel(self, path: str | os.PathLike) -> str:
+        return os.path.relpath(Path(path).resolve(), self.cwd)
+
+    def _env(self, env: dict | None) -> dict:
+        full = dict(self.env)
+        full.update(env or {})
+        return full
+
+    def run(self, *args: str, input: str | bytes | None = None, env: dict | None = None, timeout: float = 600):
+        import subprocess
+
+        return subprocess.run(
+            [self.exe, *map(str, args)], input=input, capture_output=True, text=not isinstance(input, bytes),
+            env=self._env(env), timeout=timeout, cwd=self.cwd,
+        )
+
+    def popen(self, *args: str, env: dict | None = None, **kwargs):
+        import subprocess
+
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        return subprocess.Popen([self.exe, *map(str, args)], cwd=self.cwd, env=self._env(env), **kwargs)
+
+    def leftovers(self, folder: str | os.PathLike = ".") -> list[str]:
+        """Hidden temporary files (``.*.tmp*``) anywhere under ``folder`` (relative to cwd)."""
+        root = self.cwd / folder
+        return sorted(str(p.relative_to(self.cwd)) for p in root.rglob(".*") if ".tmp" in p.name)
+
+
+def error_line(stderr: str) -> str:
+    """The ``error: ...`` line of a failed run; fails the test on a traceback or 'unexpected'."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert lines, f"no error: line in stderr:\n{stderr}"
+    assert "unexpected" not in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def user(tmp_path) -> User:
+    """A :class:`User` whose working directory is a fresh temporary folder."""
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    return User(cwd)
+
+
+@pytest.fixture(scope="session")
+def minilm(shared_data) -> Path:
+    """The real all-MiniLM-L6-v2 folder exactly as shipped (no vocab.txt)."""
+    path = shared_data / "hf" / "all-MiniLM-L6-v2"
+    if not (path / "model.safetensors").is_file():
+        pytest.skip(f"MiniLM weights not found at {path}")
+    return path
