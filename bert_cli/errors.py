@@ -72,6 +72,10 @@ class CheckpointError(BertError):
     """A checkpoint that does not match the model (names, shapes)."""
 
 
+class TrainingDivergedError(BertError):
+    """The loss or the weights became NaN or infinite; nothing non-finite is ever saved."""
+
+
 class DownloadError(BertError):
     """A transfer that failed after its retries."""
 

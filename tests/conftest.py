@@ -123,3 +123,56 @@ def minilm(shared_data) -> Path:
     if not (path / "model.safetensors").is_file():
         pytest.skip(f"MiniLM weights not found at {path}")
     return path
+
+
+# --- a tiny separable classification task (MRPC format, small vocab, random-init model) -------
+
+TASK_FILLER = "the cat dog sat on mat a big small red blue house tree runs jumps over under near far old new".split()
+TASK_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + TASK_FILLER + ["great", "awful"]
+TASK_CONFIG = dict(
+    vocab_size=len(TASK_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+    max_position_embeddings=64, type_vocab_size=2,
+)
+
+
+def make_task_dir(root: Path, seed: int = 0, n_train: int = 256, n_dev: int = 64, n_test: int = 32,
+                  **config_changes) -> Path:
+    """``root/{vocab.txt,bert_config.json,data/{train,dev,test}.tsv}``: MRPC-format files where
+    label 1 <=> sentence A contains "great" (else "awful"); a model learns it in a few steps."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "vocab.txt").write_text("\n".join(TASK_VOCAB) + "\n", encoding="utf-8")
+    (root / "bert_config.json").write_text(json.dumps({**TASK_CONFIG, **config_changes}), encoding="utf-8")
+
+    def sentence(key: str) -> str:
+        words = [rng.choice(TASK_FILLER) for _ in range(rng.randint(4, 10))]
+        words.insert(rng.randint(0, len(words)), key)
+        return " ".join(words)
+
+    def rows(n: int) -> list[tuple[str, ...]]:
+        out = []
+        for i in range(n):
+            label = rng.randint(0, 1)
+            b = " ".join(rng.choice(TASK_FILLER) for _ in range(6))
+            out.append((str(label), str(i), str(i + 1), sentence("great" if label else "awful"), b))
+        return out
+
+    data = root / "data"
+    data.mkdir(exist_ok=True)
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        lines = ["\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String"] + ["\t".join(r) for r in rows(n)]
+        (data / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    test = ["index\t#1 ID\t#2 ID\t#1 String\t#2 String"] + [
+        "\t".join((str(i),) + r[1:]) for i, r in enumerate(rows(n_test))
+    ]
+    (data / "test.tsv").write_text("\n".join(test) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def task_maker():
+    """:func:`make_task_dir`, for tests that build the tiny classification task."""
+    return make_task_dir

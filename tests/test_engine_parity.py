@@ -3,7 +3,8 @@
 (a) a random tiny model built here, SAVED in the TF1 layout by our writer and read back by
     ``transformers.load_tf_weights_in_bert`` (Google "gelu" = HF "gelu_new", the tanh form);
 (b) the real all-MiniLM-L6-v2 weights (HF "gelu" = exact erf) on real MRPC dev sentences.
-Tolerance: max abs diff <= 1e-4 in float32, for every layer (extract) and the pooler.
+Tolerance: (a) max abs diff <= 1e-4 in float32 (large random weights); (b) relative to the values'
+scale on real tokens, padded positions apart (see REAL_RTOL / PAD_RTOL).
 """
 
 from __future__ import annotations
@@ -126,6 +127,28 @@ def minilm(shared_data):
     return config, model, theirs
 
 
+# Real tokens: |ours - theirs| <= REAL_RTOL * max|theirs| over the real positions (scale ~6-11
+# here, so ~1.3e-5 to 2.2e-5). float32 has eps 1.19e-7; each of the 6 layers sums products of
+# length 384 and 1536 in another order than torch (oneDNN's blocked kernels on AVX-512, Eigen or
+# MKL on AVX2), so the round-off differs in the last bits and grows mildly with depth. Measured
+# worst over all layers: 3.0e-6 (AVX2), 5.7e-6 (AVX-512 with oneDNN): the bound leaves ~3x room
+# and is still ~5x below what the tanh-for-erf GELU trap below produces.
+REAL_RTOL = 2e-6
+# Padded positions: never read by any command (predict/extract cut them, pooling reads token 0),
+# and with no real signal in them their round-off grows layer by layer (measured: 1.4e-6 at the
+# embeddings to 5.2e-5 at layer 5 on AVX2, 1.26e-4 on AVX-512 with oneDNN, at scale ~7). They
+# are checked only against gross errors (a broken mask gives O(1) differences).
+PAD_RTOL = 1e-4
+
+
+def split_diff(ours, theirs, mask) -> tuple[float, float, float, float]:
+    """(max diff, scale) over the real positions, then over the padded ones."""
+    a, b = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    real = np.asarray(mask, bool)
+    d = np.abs(a - b)
+    return d[real].max(), np.abs(b[real]).max(), d[~real].max(), np.abs(b[~real]).max()
+
+
 def test_minilm_real_weights_match_transformers(shared_data, minilm):
     config, model, theirs = minilm
     assert config.gelu_form == "erf"
@@ -133,16 +156,21 @@ def test_minilm_real_weights_match_transformers(shared_data, minilm):
     assert ids[0, 0] == 101 and (seg.sum(1) > 0).all() and (mask.sum(1) < 64).any()  # pairs, some padding
     ours = model(ids, mask, seg)
     ref = torch_forward(theirs, ids, mask, seg)
-    assert max_diff(ours.sequence_output, ref.last_hidden_state) <= TOL
-    assert max_diff(ours.pooled_output, ref.pooler_output) <= TOL
     assert len(ours.all_encoder_layers) == len(ref.hidden_states) - 1 == 6
-    assert max_diff(ours.embedding_output, ref.hidden_states[0]) <= TOL
-    for i, layer in enumerate(ours.all_encoder_layers):
-        assert max_diff(layer, ref.hidden_states[i + 1]) <= TOL, f"layer {i}"
-    # the trap: reading HF "gelu" as Google's tanh form is measurably wrong
+    layers = [ours.embedding_output, *ours.all_encoder_layers]
+    for i, (layer, theirs_layer) in enumerate(zip(layers, ref.hidden_states)):
+        real_diff, real_scale, pad_diff, pad_scale = split_diff(layer, theirs_layer, mask)
+        assert real_diff <= REAL_RTOL * real_scale, f"layer {i}: {real_diff:.3g} at scale {real_scale:.3g}"
+        assert pad_diff <= PAD_RTOL * pad_scale, f"layer {i} (padding): {pad_diff:.3g} at scale {pad_scale:.3g}"
+    real_diff, real_scale, _, _ = split_diff(ours.sequence_output, ref.last_hidden_state, mask)
+    assert real_diff <= REAL_RTOL * real_scale
+    # the pooler (tanh of a dense layer on token 0) adds no more than the error it reads
+    assert max_diff(ours.pooled_output, ref.pooler_output) <= REAL_RTOL * real_scale
+    # the trap: reading HF "gelu" as Google's tanh form is measurably wrong, far above the bound
     tanh_model = BertModel(config.replace(gelu_form="tanh"), random_init=False)
     ck.load_into(tanh_model, {n: v.numpy() for n, v in ck.tf1_names(model).items()})
-    assert max_diff(tanh_model(ids, mask, seg).sequence_output, ref.last_hidden_state) > TOL
+    wrong, scale, _, _ = split_diff(tanh_model(ids, mask, seg).sequence_output, ref.last_hidden_state, mask)
+    assert wrong > 5 * REAL_RTOL * scale
 
 
 def test_minilm_single_sentences_unpadded(shared_data, minilm):

@@ -8,12 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from bert_cli.cli.app import app
-from test_finetune import make_task_dir
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    root = make_task_dir(tmp_path_factory.mktemp("cli-task"))
+def run_dir(tmp_path_factory, task_maker):
+    root = task_maker(tmp_path_factory.mktemp("cli-task"))
     out = root / "run"
     result = CliRunner().invoke(app, [
         "finetune", "mrpc", "--data-dir", str(root / "data"), "--output-dir", str(out),

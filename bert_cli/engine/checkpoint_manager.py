@@ -37,6 +37,7 @@ worker restores.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -46,7 +47,7 @@ import numpy as np
 import tensorflow as tf
 
 from .. import console
-from ..errors import CheckpointError, NotFoundError
+from ..errors import CheckpointError, NotFoundError, TrainingDivergedError
 from ..fileio import atomic_write
 from .checkpoint import GLOBAL_STEP, write_checkpoint
 
@@ -77,7 +78,10 @@ class CheckpointManager:
             raise ValueError(f"keep must be >= 1 or None, got {keep}")
         if not prefix or "/" in prefix or os.sep in prefix:
             raise ValueError(f"prefix must be a plain file name, got {prefix!r}")
-        self.directory = Path(directory)
+        # Absolute from here on: ``tf.train.get_checkpoint_state`` already joins the state file's
+        # relative entries onto the directory it was given, so a relative directory would be
+        # joined twice (``r/run/r/run/model.ckpt-40``) and a rerun would not find its checkpoints.
+        self.directory = Path(os.path.abspath(directory))
         self._tensors = tensors
         self.keep = keep
         self.prefix = prefix
@@ -120,6 +124,7 @@ class CheckpointManager:
             return None
         step = int(step)
         values: dict[str, object] = {name: _read(var) for name, var in self.tensors().items()}
+        _check_finite(values, step, self.latest())
         if GLOBAL_STEP not in values:
             values[GLOBAL_STEP] = np.asarray(step, dtype=np.int64)
         else:
@@ -135,6 +140,15 @@ class CheckpointManager:
         for old in removed:
             _delete_checkpoint(old)
         return path
+
+    def check_loss(self, loss: float, step: int) -> None:
+        """Stop a diverged run: a NaN/infinite training ``loss`` at ``step`` is an error that
+        names the last good checkpoint (the NaN guard every trainer calls before it saves)."""
+        if not math.isfinite(loss):
+            raise TrainingDivergedError(
+                f"the training loss is {loss} at step {step}; nothing was saved after it: {_kept(self.latest())}",
+                hint="lower --learning-rate (or use --precision fp32), then rerun: it resumes from the last good checkpoint",
+            )
 
     def restore(self, prefix: str | None = None) -> int | None:
         """Assign every variable from ``prefix`` (default: :meth:`latest`); return its step.
@@ -231,6 +245,29 @@ def _read(var) -> tf.Tensor:
     """A variable's current value as a tensor (float variables as float32)."""
     value = tf.convert_to_tensor(var.read_value() if hasattr(var, "read_value") else var)
     return tf.cast(value, tf.float32) if value.dtype.is_floating else value
+
+
+def _check_finite(values: Mapping[str, object], step: int, last_good: str | None) -> None:
+    """Refuse to write weights or optimizer slots that hold NaN or infinity.
+
+    A diverged run (``--learning-rate 1e30``) must never leave a checkpoint that the next run
+    would resume from; the error names the step and the last good checkpoint instead.
+    """
+    bad = [
+        name
+        for name, value in values.items()
+        if value.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(value)))
+    ]
+    if bad:
+        raise TrainingDivergedError(
+            f"the weights are not finite at step {step} ({len(bad)} tensors, e.g. {bad[0]}); "
+            f"nothing was saved: {_kept(last_good)}",
+            hint="lower --learning-rate (or use --precision fp32), then rerun: it resumes from the last good checkpoint",
+        )
+
+
+def _kept(last_good: str | None) -> str:
+    return f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
 
 
 def _complete(prefix: str) -> bool:

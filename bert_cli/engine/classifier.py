@@ -82,7 +82,11 @@ class ClassifierModel(tf.Module):
         self.kind = kind
         self.num_labels = int(num_labels)
         self.bert = BertModel(config, seed=seed, random_init=random_init, compute_dtype=compute_dtype)
-        self.head = ClassifierHead(config.hidden_size, self.num_labels, seed=seed)
+        # The original hard-codes the head's dropout at 0.1, which is hidden_dropout_prob in every
+        # released config; following the config lets a dropout-free config train (and resume)
+        # deterministically.
+        self.head = ClassifierHead(config.hidden_size, self.num_labels, seed=seed,
+                                   dropout_prob=config.hidden_dropout_prob)
 
     def tf1_variables(self) -> dict[str, tf.Variable]:
         """``{TF1 name: variable}`` of the encoder and the head (checkpoint names)."""
@@ -405,6 +409,8 @@ class Trainer:
                 learning_rate=float(last["learning_rate"]) if "learning_rate" in last else 0.0,
                 examples=opts.train_batch_size,
             )
+            if self.loss_scaler is None:  # with fp16 loss scaling a non-finite step is skipped instead
+                self.manager.check_loss(result.loss, step)
             if step % opts.save_checkpoints_steps == 0 or step >= opts.num_train_steps:
                 self.save()
             yield result

@@ -106,6 +106,12 @@ def parse_tf_config(text: str | None) -> ClusterInfo | None:
     return ClusterInfo(num_workers=len(workers) + len(chiefs), task_type=task_type, task_index=task_index)
 
 
+def this_process_is_chief() -> bool:
+    """True unless ``TF_CONFIG`` makes this process a non-chief worker (only the chief writes)."""
+    cluster = parse_tf_config(os.environ.get("TF_CONFIG"))
+    return cluster is None or cluster.is_chief
+
+
 def _addresses(cluster: Mapping, key: str, hint: str) -> list[str]:
     value = cluster.get(key) or []
     if not isinstance(value, list) or not all(isinstance(a, str) for a in value):

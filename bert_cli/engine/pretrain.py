@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import re
 import struct
@@ -74,7 +73,7 @@ import numpy as np
 import tensorflow as tf
 
 from .. import console
-from ..errors import BertError, InputError, UsageError
+from ..errors import InputError, UsageError
 from ..fileio import atomic_write
 from ..modelconfig import BertConfig
 from ..text.tfrecord import decode_example, read_records
@@ -646,13 +645,11 @@ class _Run:
                 continue
             if fp16:  # skipped (overflow) steps do not count: re-read the real step
                 gs = int(self.global_step.numpy())
+            window_loss = float(tf.add_n(losses).numpy()) / len(losses) if losses else final_loss
+            if not fp16:  # a diverged step is never logged as progress, let alone checkpointed
+                self.manager.check_loss(window_loss, gs)
             if gs % plan.log_every_steps == 0 or gs >= T:
-                final_loss = float(tf.add_n(losses).numpy()) / len(losses)
-                if not math.isfinite(final_loss) and not fp16:
-                    raise BertError(
-                        f"the training loss is {final_loss} at step {gs}",
-                        hint="lower --learning-rate, or check the data and --bert-config-file",
-                    )
+                final_loss = window_loss
                 now = time.perf_counter()
                 steps = max(gs - window_step, 1)
                 eps = steps * K * B / max(now - window_start, 1e-9)

@@ -45,8 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import console
-from ..errors import BertError, ConfigError, NotFoundError, UsageError
+from .. import console, rundir
+from ..errors import ConfigError, NotFoundError, UsageError
 from ..fileio import atomic_write, require_file
 from ..modelconfig import BertConfig, read_model_config
 from ..text import metrics as M
@@ -376,9 +376,13 @@ def write_run_folder(directory: Path, info: Mapping[str, Any], source: _ModelSou
 
 
 def _check_existing_run(output_dir: Path, info: Mapping[str, Any]) -> None:
-    """Refuse to resume a run of another task/labels/model shape in the same output_dir."""
+    """Refuse to resume a run of another task/labels/model shape in the same output_dir.
+
+    Only a run that saved a checkpoint has anything to resume: a run that failed before its
+    first checkpoint (bad options, 0 training steps) does not claim the folder.
+    """
     old = load_run_info(output_dir)
-    if old is None:
+    if old is None or not (output_dir / "checkpoint").is_file():
         return
     for key in ("task", "labels", "kind", "max_seq_length"):
         if old.get(key) != info.get(key):
@@ -589,11 +593,6 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
                     examples_per_s=rate,
                     eta_s=remaining / rate if rate > 0 else None,
                 )
-                if not math.isfinite(result.loss):
-                    raise BertError(
-                        f"the training loss became {result.loss} at step {result.step}",
-                        hint="lower --learning-rate, or use --precision fp32",
-                    )
                 if eval_every and (result.step % eval_every == 0 or result.step >= num_train_steps):
                     out = engine.evaluate(predictor, data.dev, c.eval_batch_size)
                     results = _eval_results(task, data.dev, out, result.step)
@@ -651,6 +650,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
             summary["checkpoint"] = latest
         else:
             load_init()
+            rundir.require_trained_head(summary.get("init"), output_dir, "classifier head (output_weights, output_bias)")
             if source.checkpoint is not None and source.weights_format == "tf1":
                 from ..engine.checkpoint import list_checkpoint, read_checkpoint
 
@@ -742,11 +742,19 @@ def run(config: FinetuneConfig, progress: Progress | None = None) -> dict[str, A
             f"(task {data.task.name} reports: {', '.join(available_metrics(data.task))})"
         )
     from ..engine import classifier as engine
-    from ..engine.device import select_runtime
+    from ..engine.device import this_process_is_chief
 
     for name, features in (("train", data.train), ("dev", data.dev), ("test", data.test)):
         if features is not None and len(features):
             engine.validate_features(source.config, features, source=str(data.task.split_path(data.data_dir, name)))
+
+    with rundir.exclusive(c.output_dir, "finetune", enabled=this_process_is_chief()):
+        return _run_all(c, source, tokenizer, data, progress)
+
+
+def _run_all(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, progress) -> dict[str, Any]:
+    """Every --repeat run of one validated configuration (the output folder is locked)."""
+    from ..engine.device import select_runtime
 
     base_seed = c.seed
     if c.repeat > 1 and base_seed is None:

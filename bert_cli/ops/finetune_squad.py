@@ -40,8 +40,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import console
-from ..errors import BertError, ConfigError, UsageError
+from .. import console, rundir
+from ..errors import ConfigError, UsageError
 from ..fileio import atomic_write
 from ..text import squad_metrics
 from ..text.squad import FeaturizeConfig, ReadStats, SquadExample, convert_examples_to_features, load_squad_json
@@ -312,9 +312,6 @@ def _train(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[Sq
                 epoch=result.step / steps_per_epoch, epochs=c.num_train_epochs, loss=result.loss,
                 learning_rate=result.learning_rate, examples_per_s=rate,
                 eta_s=remaining / rate if rate > 0 else None)
-        if not math.isfinite(result.loss):
-            raise BertError(f"the training loss became {result.loss} at step {result.step}",
-                            hint="lower --learning-rate, or use --precision fp32")
         summary["loss"] = result.loss
     seconds = time.perf_counter() - started
     summary.update(train_seconds=seconds, train_examples_per_s=trained / seconds if seconds > 0 and trained else None)
@@ -348,9 +345,7 @@ def _load_for_predict(c: SquadFinetuneConfig, model, source, summary: dict) -> N
         summary["global_step"] = int(report.global_step or 0)
         return
     _load_init(model, source, summary)
-    if summary.get("init") is not None and summary["init"]["missing"]:
-        console.warn("the initial checkpoint has no SQuAD head (cls/squad/*): predictions come from an "
-                     "untrained span layer")
+    rundir.require_trained_head(summary.get("init"), output_dir, "SQuAD head (cls/squad/*)")
 
 
 def _predict(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[SquadExample], data: list,
@@ -434,12 +429,20 @@ def run(config: SquadFinetuneConfig, progress: Progress | None = None) -> dict[s
     if predict_examples is not None:
         _report(progress, phase="read", split="predict", examples=len(predict_examples))
 
-    from ..engine import squad_model as engine
     from ..engine.device import select_runtime
 
     runtime = select_runtime(c.device, c.precision, c.xla, c.seed)
     console.info(runtime.banner)
     runtime.apply_keras_policy()
+    with rundir.exclusive(c.output_dir, "finetune squad", enabled=runtime.is_chief):
+        return _run_locked(c, featurize, source, tokenizer, train_examples, predict_examples, predict_data,
+                           runtime, progress)
+
+
+def _run_locked(c, featurize, source, tokenizer, train_examples, predict_examples, predict_data, runtime,
+                progress) -> dict[str, Any]:
+    from ..engine import squad_model as engine
+
     output_dir = Path(c.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     vocab = _copy_model_files(output_dir, source) if runtime.is_chief else source.vocab_file.resolve()

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .. import rundir
 from ..errors import UsageError
 from ..fileio import require_file
 from ..modelconfig import read_model_config
@@ -128,6 +129,7 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
         require_file(config.bert_config_file, "bert config", hint="pass the model's bert_config.json")
     )
     from ..engine.checkpoint import resolve_checkpoint
+    from ..engine.device import this_process_is_chief
     from ..engine.pretrain import PretrainPlan, pretrain
 
     init = resolve_checkpoint(config.init_checkpoint) if config.init_checkpoint else None
@@ -144,4 +146,5 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
             "optimizer": config.optimizer.lower(),
         }
     )
-    return pretrain(plan, progress)
+    with rundir.exclusive(plan.output_dir, "pretrain", enabled=this_process_is_chief()):
+        return pretrain(plan, progress)
