@@ -34,6 +34,14 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         raise
 
 
+def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
+    """A fresh, uniquely named folder in ``parent`` with the permissions of a plain ``mkdir``
+    (``0777 & ~umask``; ``tempfile.mkdtemp`` alone makes it private, 0700)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(path, 0o777 & ~_umask())
+    return path
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

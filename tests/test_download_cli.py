@@ -247,7 +247,7 @@ def test_force_downloads_again_and_replaces(env, server):
 
 def test_several_names_print_one_folder_each(env, server):
     serve_tiny(server)
-    server.add("/bert_models/2020_02_20/uncased_L-4_H-128_A-2.zip", build_zip(model_files(), top="uncased_L-4_H-128_A-2"))
+    server.add("/bert_models/2020_02_20/uncased_L-4_H-128_A-2.zip", build_zip(model_files(num_hidden_layers=4), top="uncased_L-4_H-128_A-2"))
     run = bert("download", "tiny", "uncased-L-4-H-128")
     assert run.code == EXIT_OK
     assert run.stdout.splitlines() == [str(env.model_dir(TINY)), str(env.model_dir("uncased-L-4-H-128"))]
@@ -265,8 +265,8 @@ def test_resolve_with_download_fetches(env, server):
 def serve_hub(server, repo=HUB_REPO, with_safetensors=True):
     from safetensors.numpy import save
 
-    config = {"model_type": "bert", "hidden_act": "gelu", "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2,
-              "intermediate_size": 32, "vocab_size": 15, "max_position_embeddings": 32, "type_vocab_size": 2}
+    config = {"model_type": "bert", "hidden_act": "gelu", "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "intermediate_size": 512, "vocab_size": 30522, "max_position_embeddings": 512, "type_vocab_size": 2}
     files = {
         "config.json": json.dumps(config).encode(),
         "vocab.txt": model_files()["vocab.txt"],
@@ -289,7 +289,7 @@ def test_hub_download_keeps_the_hf_layout(env, server):
     for name, data in files.items():
         assert (folder / name).read_bytes() == data
     derived = json.loads((folder / "bert_config.json").read_text())
-    assert derived["hidden_size"] == 8 and derived["gelu_form"] == "erf"  # HF "gelu" is the erf form
+    assert derived["hidden_size"] == 128 and derived["gelu_form"] == "erf"  # HF "gelu" is the erf form
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["source"] == "hf" and manifest["hf_repo"] == HUB_REPO and manifest["do_lower_case"] is True
     assert not (folder / ".cache").exists() and leftovers(env) == sorted(

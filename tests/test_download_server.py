@@ -19,26 +19,29 @@ import pytest
 import requests
 
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "##s", "on", "mat", ".", "hello", "world", "!"]
+# The sizes of the catalogue's "tiny" (uncased_L-2_H-128_A-2): downloads check the config against
+# the catalogue. The vocabulary and the checkpoint bytes are stand-ins (nothing loads them).
 TINY_CONFIG = {
     "attention_probs_dropout_prob": 0.1,
     "hidden_act": "gelu",
     "hidden_dropout_prob": 0.1,
-    "hidden_size": 8,
+    "hidden_size": 128,
     "initializer_range": 0.02,
-    "intermediate_size": 32,
-    "max_position_embeddings": 32,
+    "intermediate_size": 512,
+    "max_position_embeddings": 512,
     "num_attention_heads": 2,
     "num_hidden_layers": 2,
     "type_vocab_size": 2,
-    "vocab_size": len(TINY_VOCAB),
+    "vocab_size": 30522,
 }
 
 
-def model_files(ckpt_bytes: int = 40_000) -> dict[str, bytes]:
-    """The files of a tiny model in the original release layout (the checkpoint bytes are filler)."""
+def model_files(ckpt_bytes: int = 40_000, **config) -> dict[str, bytes]:
+    """The files of a tiny model in the original release layout (the checkpoint bytes are filler);
+    ``config`` overrides keys of :data:`TINY_CONFIG`."""
     filler = hashlib.sha256(b"seed").digest() * (ckpt_bytes // 32 + 1)
     return {
-        "bert_config.json": json.dumps(TINY_CONFIG, indent=2).encode(),
+        "bert_config.json": json.dumps({**TINY_CONFIG, **config}, indent=2).encode(),
         "vocab.txt": ("\n".join(TINY_VOCAB) + "\n").encode(),
         "bert_model.ckpt.index": b"index:" + filler[:200],
         "bert_model.ckpt.data-00000-of-00001": filler[:ckpt_bytes],

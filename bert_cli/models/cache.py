@@ -23,14 +23,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, UsageError
 
 MANIFEST = "manifest.json"
 MODELS = "models"
@@ -107,12 +106,32 @@ class Cache:
             return []
         return sorted(p.name for p in base.iterdir() if (p / MANIFEST).is_file())
 
+    def check_writable(self) -> None:
+        """Make sure the root is (or can become) a folder this process may write into.
+
+        UsageError naming the path otherwise (a file given as ``--cache-dir``, a read-only or
+        uncreatable folder), so nothing is transferred only to fail when it is stored.
+        """
+        root = self.root
+        hint = "pass --cache-dir DIR (or set BERT_CACHE) naming a folder you can write to"
+        blocker = next((p for p in (root, *root.parents) if p.exists() or p.is_symlink()), None)
+        if blocker is not None and not blocker.is_dir():
+            where = "" if blocker == root else f" ({blocker} is a file)"
+            raise UsageError(f"the cache folder {root} is not a folder{where}", hint=hint)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"cannot create the cache folder {root}: {err.strerror or err}", hint=hint) from None
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise UsageError(f"the cache folder {root} is not writable", hint=hint)
+
     # locking -------------------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self, kind: str, name: str, on_wait=None, timeout: float = -1) -> Iterator[None]:
         """Hold the lock of one model/dataset; ``on_wait()`` is called once if someone else has it."""
         import filelock
 
+        self.check_writable()
         path = self.lock_path(kind, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = filelock.FileLock(str(path))
@@ -131,9 +150,11 @@ class Cache:
     @contextlib.contextmanager
     def staging(self, kind: str, name: str) -> Iterator[Path]:
         """A fresh empty folder on the cache's file system; removed on exit unless installed."""
+        from ..fileio import make_temp_dir
+
         base = self.root / ".staging"
         base.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix=f"{kind}-{name}.", dir=base))
+        path = make_temp_dir(base, prefix=f"{kind}-{name}.")  # becomes <kind>/<name>: usual permissions
         try:
             yield path
         finally:

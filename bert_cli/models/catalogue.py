@@ -102,6 +102,18 @@ class ModelEntry:
             "vocab_size": self.vocab_size,
         }
 
+    def config_mismatches(self, config) -> list[str]:
+        """Where a model config (anything with ``hidden_size``, ``num_hidden_layers``, ...) contradicts
+        this entry's sizes, e.g. ``["hidden_size 384 (catalogue: 768)"]``; empty when it agrees."""
+        expected = {
+            "num_hidden_layers": self.layers,
+            "hidden_size": self.hidden,
+            "num_attention_heads": self.heads,
+            "vocab_size": self.vocab_size,
+        }
+        found = {key: getattr(config, key, None) for key in expected}
+        return [f"{key} {found[key]} (catalogue: {value})" for key, value in expected.items() if found[key] != value]
+
     def names(self) -> tuple[str, ...]:
         """Every name this entry answers to (short name, aliases, directory name)."""
         extra = (self.directory,) if self.accept_directory_name else ()

@@ -8,6 +8,8 @@
   request; a server that ignores Range gets a fresh start;
 * connection errors, timeouts, truncated bodies, HTTP 5xx/429/408 are retried with exponential
   backoff (``BERT_DOWNLOAD_RETRIES``, default 5; ``BERT_DOWNLOAD_BACKOFF`` seconds, default 1);
+* a host name that does not resolve (offline, no DNS, a typo in a mirror URL) fails at once:
+  retrying will not bring the network back;
 * other HTTP errors (404, 403, 401, 410, ...) fail at once with a clear :class:`RemoteError`.
 
 No TensorFlow, no global state: a :class:`requests.Session` with timeouts is made per call unless
@@ -18,17 +20,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .. import __version__
 from ..errors import ChecksumError, DownloadError
 
 CHUNK = 256 * 1024
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+OFFLINE_HINT = "check your network, or use --offline with a cached model"
 _STATUS_TEXT = {
     401: "authentication required",
     403: "access denied",
@@ -88,6 +94,7 @@ class FetchResult:
     size: int
     resumed_from: int  # bytes already on disk when the first request went out
     attempts: int
+    content_type: str | None = None  # the server's Content-Type (None when nothing was sent again)
 
 
 def new_session() -> "requests.Session":  # noqa: F821
@@ -137,7 +144,7 @@ def fetch(
         while True:
             attempt += 1
             try:
-                digest, size, task = _attempt(url, part, session, policy, progress, description or dest.name, task)
+                digest, size, task, content_type = _attempt(url, part, session, policy, progress, description or dest.name, task)
                 break
             except _Retryable as err:
                 if attempt > policy.retries:
@@ -158,11 +165,11 @@ def fetch(
             hint="the file was deleted; run the command again, or report a changed upstream file",
         )
     os.replace(part, dest)
-    return FetchResult(dest, digest, size, resumed_from, attempt)
+    return FetchResult(dest, digest, size, resumed_from, attempt, content_type)
 
 
 def _attempt(url, part: Path, session, policy: RetryPolicy, progress, description, task):
-    """One request: resume or start, stream to ``part``; returns (sha256, size, task)."""
+    """One request: resume or start, stream to ``part``; returns (sha256, size, task, content type)."""
     import requests
 
     offset = part.stat().st_size if part.exists() else 0
@@ -172,7 +179,10 @@ def _attempt(url, part: Path, session, policy: RetryPolicy, progress, descriptio
     try:
         response = session.get(url, headers=headers, stream=True, timeout=(policy.connect_timeout, policy.read_timeout))
     except (requests.ConnectionError, requests.Timeout) as err:
-        raise _Retryable(_short(err)) from None
+        unresolved = name_resolution_failure(err)
+        if unresolved is not None:
+            raise unresolved_error(url, unresolved) from None
+        raise _Retryable(describe(err)) from None
     except requests.RequestException as err:  # invalid URL, too many redirects, ...
         raise DownloadError(f"cannot download {url}: {_short(err)}") from None
     with response:
@@ -180,7 +190,7 @@ def _attempt(url, part: Path, session, policy: RetryPolicy, progress, descriptio
         if status == 416 and offset:
             total = _content_range_total(response.headers.get("Content-Range"))
             if total == offset:  # the partial file is already complete
-                return _hash_file(part).hexdigest(), offset, task
+                return _hash_file(part).hexdigest(), offset, task, None
             part.unlink()
             raise _Retryable("the server refused to resume; starting again")
         if status in RETRY_STATUS:
@@ -214,7 +224,7 @@ def _attempt(url, part: Path, session, policy: RetryPolicy, progress, descriptio
                 try:
                     chunk = next(chunks, None)
                 except _read_errors() as err:
-                    raise _Retryable(f"connection lost after {position} bytes: {_short(err)}") from None
+                    raise _Retryable(f"connection lost after {position} bytes: {describe(err)}") from None
                 if chunk is None:
                     break
                 fh.write(chunk)
@@ -224,7 +234,7 @@ def _attempt(url, part: Path, session, policy: RetryPolicy, progress, descriptio
                     progress.update(task, completed=position)
         if total is not None and position != total:
             raise _Retryable(f"connection closed after {position} of {total} bytes")
-    return digest.hexdigest(), position, task
+    return digest.hexdigest(), position, task, response.headers.get("Content-Type")
 
 
 def _read_errors() -> tuple[type[BaseException], ...]:
@@ -280,6 +290,72 @@ def _short(err: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# what went wrong on the network, in words
+# ---------------------------------------------------------------------------------------------
+
+
+def _chain(err: BaseException):
+    """``err`` and every exception behind it (causes, contexts, urllib3's ``reason``, args)."""
+    seen: set[int] = set()
+    stack: list = [err]
+    while stack:
+        e = stack.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        stack += [e.__cause__, e.__context__, getattr(e, "reason", None), *getattr(e, "args", ())]
+
+
+def name_resolution_failure(err: BaseException) -> socket.gaierror | None:
+    """The DNS failure behind a connection error (no network, unknown host), else None."""
+    return next((e for e in _chain(err) if isinstance(e, socket.gaierror)), None)
+
+
+def unresolved_error(url: str, err: socket.gaierror) -> DownloadError:
+    """The one message for a host that does not resolve: complete, with the offline hint."""
+    host = urlsplit(url).hostname or url
+    reason = err.strerror or str(err) or "unknown host"
+    return DownloadError(f"cannot resolve host '{host}' ({reason}): {url}", hint=OFFLINE_HINT)
+
+
+def describe(err: BaseException) -> str:
+    """A connection error in a few words ("connection refused by 127.0.0.1:9", "read timed out"),
+    instead of urllib3's nested reprs; the exception's own text when nothing better is known."""
+    import urllib3
+
+    for e in _chain(err):
+        if isinstance(e, urllib3.exceptions.NewConnectionError):
+            cause = next((c for c in _chain(e) if isinstance(c, OSError) and c.strerror), None)
+            where = f"{e.conn.host}:{e.conn.port}" if getattr(e, "conn", None) is not None else "the server"
+            return f"cannot connect to {where}: {cause.strerror if cause else 'connection failed'}"
+    for e in _chain(err):
+        if isinstance(e, (TimeoutError, urllib3.exceptions.TimeoutError)) or type(e).__name__.endswith("Timeout"):
+            return "the server did not answer in time"
+    return _short(err)
+
+
+def check_resolvable(url: str) -> None:
+    """Fail at once (DownloadError, offline hint) when ``url``'s host does not resolve.
+
+    For clients that retry connection errors on their own (the Hub's): a missing network is not
+    worth 20 s of retries. Skipped when a proxy handles ``url`` (the proxy resolves the host).
+    """
+    import requests
+
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host or requests.utils.get_environ_proxies(url):
+        return
+    try:
+        socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise unresolved_error(url, err) from None
+    except (OSError, UnicodeError, ValueError):
+        return  # let the request itself report anything else
+
+
+# ---------------------------------------------------------------------------------------------
 # Hugging Face Hub
 # ---------------------------------------------------------------------------------------------
 
@@ -308,9 +384,10 @@ def fetch_hub_file(
 
     Goes through ``huggingface_hub.hf_hub_download`` (so ``HF_ENDPOINT``, ``HF_TOKEN`` / the
     stored login, proxies and the Hub's own resume apply), retried like :func:`fetch` on
-    connection errors and HTTP 5xx. Hub errors become :class:`RemoteError` (404 for a missing
-    repo, revision or file; 401/403 for gated or private repos) or :class:`DownloadError`.
-    This is the one place the Hub is called: tests may replace it.
+    connection errors and HTTP 5xx; a Hub host that does not resolve fails at once. Hub errors
+    become :class:`RemoteError` (404 for a missing repo, revision or file; 401/403 for gated or
+    private repos) or :class:`DownloadError`. The Hub client's own log lines (its retries) go to
+    ``bert --verbose`` output only. This is the one place the Hub is called: tests may replace it.
     """
     import requests
     from huggingface_hub import hf_hub_download
@@ -318,19 +395,26 @@ def fetch_hub_file(
 
     policy = policy or RetryPolicy.from_env()
     url = f"{(hub_endpoint() or 'https://huggingface.co').rstrip('/')}/{repo_id}/resolve/{revision}/{filename}"
+    check_resolvable(url)
     attempt = 0
     while True:
         attempt += 1
         try:
-            path = hf_hub_download(
-                repo_id,
-                filename,
-                revision=revision,
-                local_dir=str(local_dir),
-                endpoint=hub_endpoint(),
-                token=token,
-            )
+            with _hub_logs_to_console():
+                path = hf_hub_download(
+                    repo_id,
+                    filename,
+                    revision=revision,
+                    local_dir=str(local_dir),
+                    endpoint=hub_endpoint(),
+                    token=token,
+                )
             return Path(path)
+        except hf_errors.LocalEntryNotFoundError as err:  # (a subclass of EntryNotFoundError) the Hub was not reached
+            unresolved = name_resolution_failure(err)
+            if unresolved is not None:
+                raise unresolved_error(url, unresolved) from None
+            problem = describe(err.__cause__) if err.__cause__ is not None else _short(err)
         except hf_errors.EntryNotFoundError:
             raise RemoteError(f"{repo_id} (revision {revision}) has no file {filename}", 404, url) from None
         except hf_errors.GatedRepoError:
@@ -349,9 +433,37 @@ def fetch_hub_file(
             status = err.response.status_code if err.response is not None else 0
             if status and status not in RETRY_STATUS:
                 raise RemoteError(f"{_STATUS_TEXT.get(status, 'HTTP error')} (HTTP {status}): {url}", status, url) from None
-            problem = f"HTTP {status}" if status else _short(err)
-        except (hf_errors.LocalEntryNotFoundError, hf_errors.FileMetadataError, requests.RequestException, OSError) as err:
-            problem = _short(err)
+            problem = f"HTTP {status}" if status else describe(err)
+        except (hf_errors.FileMetadataError, requests.RequestException, OSError) as err:
+            unresolved = name_resolution_failure(err)
+            if unresolved is not None:
+                raise unresolved_error(url, unresolved) from None
+            problem = describe(err)
         if attempt > policy.retries:
             raise DownloadError(f"Hub download failed after {attempt} attempts: {url}: {problem}")
         sleep(policy.delay(attempt))
+
+
+class _ToConsole(logging.Handler):
+    """Hands the Hub client's log records to :func:`bert_cli.console.debug` (shown with --verbose)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from .. import console
+
+        with contextlib.suppress(Exception):
+            console.debug(f"huggingface_hub: {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def _hub_logs_to_console():
+    """While the Hub client runs, its own stderr handler ("Retrying in 1s [Retry 1/5]", repr'd
+    exceptions) is swapped for :class:`_ToConsole`; restored afterwards."""
+    logger = logging.getLogger("huggingface_hub")
+    handlers, propagate = logger.handlers[:], logger.propagate
+    logger.handlers[:] = [_ToConsole()]
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.handlers[:] = handlers
+        logger.propagate = propagate

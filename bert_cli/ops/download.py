@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import stat
 import zipfile
@@ -23,9 +24,10 @@ from ..errors import ChecksumError, DownloadError, InputError, NotFoundError, Us
 from ..models import catalogue
 from ..models.cache import DATASETS, MODELS, Cache, sha256_file
 from ..models.catalogue import DatasetEntry, ModelEntry
-from ..models import transfer
+from ..models import checks, transfer
 
 SOURCES = ("auto", "google", "hf")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 ACTIONS = ("fetch", "list", "remove", "verify")
 
 
@@ -84,14 +86,27 @@ def run_download(config: DownloadConfig) -> DownloadReport:
         return report
     if not config.names:
         raise UsageError("name a model or dataset", hint="bert download --list")
-    if config.action == "remove":
-        report.items = [_remove(cache, n) for n in config.names]
-    elif config.action == "verify":
-        report.items = [_verify(cache, n) for n in config.names]
-    else:
+    if config.action == "fetch":
         _check_fetch_options(config)
-        report.items = [_fetch_one(cache, n, config) for n in config.names]
+        cache.check_writable()  # before any transfer
+    with _os_errors_named():
+        if config.action == "remove":
+            report.items = [_remove(cache, n) for n in config.names]
+        elif config.action == "verify":
+            report.items = [_verify(cache, n) for n in config.names]
+        else:
+            report.items = [_fetch_one(cache, n, config) for n in config.names]
     return report
+
+
+@contextlib.contextmanager
+def _os_errors_named():
+    """A plain OS error (disk full, permission denied) as one ``error:`` line naming the file."""
+    try:
+        yield
+    except OSError as err:
+        where = f": {err.filename}" if err.filename else ""
+        raise DownloadError(f"{err.strerror or err}{where}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,6 +135,8 @@ def _local_source(text: str) -> Path | None:
 
 
 def _check_fetch_options(config: DownloadConfig) -> None:
+    if config.sha256 is not None and not _SHA256.fullmatch(config.sha256):
+        raise UsageError(f"--sha256 takes the 64 hexadecimal digits of a sha256 sum, not {config.sha256!r}", hint="sha256sum FILE")
     local = [n for n in config.names if _is_url(n) or _local_source(n) is not None]
     if (config.name or config.sha256) and (len(config.names) != 1 or not local):
         raise UsageError("--name and --sha256 apply to a single local folder, zip file or URL")
@@ -146,6 +163,14 @@ def _fetch_one(cache: Cache, text: str, config: DownloadConfig) -> dict:
     entry = model or dataset
     kind = MODELS if model is not None else DATASETS
     key = entry.name if entry is not None else text
+    if entry is None and cache.is_cached(MODELS, key):  # installed under a name of its own (--name)
+        kind = MODELS
+        if config.force:
+            origin = cache.read_manifest(MODELS, key).get("url")
+            raise UsageError(
+                f"'{key}' was installed from {origin or 'a local source'}; --force cannot fetch it again by name",
+                hint=f"bert download {origin or 'SOURCE'} --name {key} --force",
+            )
     if cache.is_cached(kind, key) and not config.force:
         if _offline(config):
             console.info(f"offline: using the cached {kind[:-1]} '{key}'")
@@ -244,9 +269,11 @@ def _install_google(cache: Cache, entry: ModelEntry) -> Path:
     with console.progress("bytes") as bar, cache.tidy_on_error(MODELS, entry.name):
         result = transfer.fetch(url, zip_path, entry.zip_sha256, progress=bar, description=entry.name)
     try:
+        checks.check_fetched(result.path, url, result.content_type)
         with cache.staging(MODELS, entry.name) as stage:
             extract_zip(result.path, stage)
             check_model_folder(stage, what=url)
+            checks.check_catalogue_model(stage, entry, what=url)
             manifest = _model_manifest(entry, source="google", url=url, archive_sha256=result.sha256)
             path = cache.install(stage, MODELS, entry.name, manifest)
     finally:
@@ -267,25 +294,29 @@ def _install_hub(cache: Cache, name: str, repo_id: str, *, entry: ModelEntry | N
     fetched: dict[str, Path] = {}
     with cache.tidy_on_error(MODELS, name):
         _fetch_hub_files(repo_id, workdir, revision, fetched)
-    with cache.staging(MODELS, name) as stage:
-        for filename, path in fetched.items():
-            shutil.copyfile(path, stage / filename)
-        config = _read_json_object(stage / "config.json", "config.json")
-        text = bert_config_from_hf(config)
-        with open(stage / "bert_config.json", "w", encoding="utf-8") as fh:
-            fh.write(text if text.endswith("\n") else text + "\n")
-        check_model_folder(stage, what=repo_id)
-        lower = entry.do_lower_case if entry is not None else _tokenizer_casing(stage)
-        manifest = _model_manifest(
-            entry,
-            source="hf",
-            url=f"{(transfer.hub_endpoint() or 'https://huggingface.co').rstrip('/')}/{repo_id}",
-            hf_repo=repo_id,
-            revision=revision,
-            do_lower_case=lower,
-        )
-        path = cache.install(stage, MODELS, name, manifest)
-    cache.discard_downloads(MODELS, name)
+    try:  # the fetched files are used (or refused) once: never kept for a resume
+        with cache.staging(MODELS, name) as stage:
+            for filename, path in fetched.items():
+                shutil.copyfile(path, stage / filename)
+            config = _read_json_object(stage / "config.json", "config.json")
+            text = bert_config_from_hf(config)
+            with open(stage / "bert_config.json", "w", encoding="utf-8") as fh:
+                fh.write(text if text.endswith("\n") else text + "\n")
+            check_model_folder(stage, what=repo_id)
+            if entry is not None:
+                checks.check_catalogue_model(stage, entry, what=f"the Hub repo {repo_id}")
+            lower = entry.do_lower_case if entry is not None else _tokenizer_casing(stage)
+            manifest = _model_manifest(
+                entry,
+                source="hf",
+                url=f"{(transfer.hub_endpoint() or 'https://huggingface.co').rstrip('/')}/{repo_id}",
+                hf_repo=repo_id,
+                revision=revision,
+                do_lower_case=lower,
+            )
+            path = cache.install(stage, MODELS, name, manifest)
+    finally:
+        cache.discard_downloads(MODELS, name)
     console.info(f"{name}: downloaded from the Hub ({repo_id}) to {path}")
     return path
 
@@ -437,6 +468,7 @@ def install_url(
         with console.progress("bytes") as bar, cache.tidy_on_error(MODELS, name):
             result = transfer.fetch(url, zip_path, sha256, progress=bar, description=name)
         try:
+            checks.check_fetched(result.path, url, result.content_type)
             with cache.staging(MODELS, name) as stage:
                 extract_zip(result.path, stage)
                 path = _install_staged_model(cache, stage, name, url, "url", do_lower_case, result.sha256)
@@ -451,6 +483,8 @@ def _install_staged_model(cache, stage: Path, name: str, origin: str, source: st
 
     check_model_folder(stage, what=origin)
     entry = catalogue.find_model(name)
+    if entry is not None:
+        checks.check_catalogue_model(stage, entry, what=origin)
     if lower is None:
         lower = _casing(stage, {}) if entry is None else entry.do_lower_case
         if lower is None:
@@ -543,6 +577,7 @@ def download_dataset(dataset: DatasetEntry | str, *, force: bool = False, cache:
         workdir = cache.downloads_dir(DATASETS, name)
         fetched: dict[str, Path] = {}
         sums: dict[str, str] = {}
+        types: dict[str, str | None] = {}
         with console.progress("bytes") as bar, cache.tidy_on_error(DATASETS, name):
             for f in entry.files:
                 dest = workdir / f.filename
@@ -550,9 +585,11 @@ def download_dataset(dataset: DatasetEntry | str, *, force: bool = False, cache:
                     sums[entry.url(f)] = sha256_file(dest)  # finished by an earlier, interrupted run
                 else:
                     result = transfer.fetch(entry.url(f), dest, f.sha256, progress=bar, description=f.filename)
-                    sums[entry.url(f)] = result.sha256
+                    sums[entry.url(f)], types[f.filename] = result.sha256, result.content_type
                 fetched[f.filename] = dest
         try:
+            for f in entry.files:  # an HTML page or broken JSON is never installed as the data
+                checks.check_fetched(fetched[f.filename], entry.url(f), types.get(f.filename))
             with cache.staging(DATASETS, name) as stage:
                 _build_dataset(entry, fetched, stage)
                 missing = [o for o in entry.outputs if not (stage / o).is_file()]
