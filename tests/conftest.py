@@ -176,3 +176,27 @@ def make_task_dir(root: Path, seed: int = 0, n_train: int = 256, n_dev: int = 64
 def task_maker():
     """:func:`make_task_dir`, for tests that build the tiny classification task."""
     return make_task_dir
+
+
+@pytest.fixture(scope="session")
+def squad2_subset(shared_data, tmp_path_factory) -> Path:
+    """The real SQuAD 2.0 excerpt (squad/subsets/allennlp-models_squad2.json) with unique question ids.
+
+    As shipped, its unanswerable question reuses the id of an answerable one; `bert` refuses
+    duplicate ids (predictions and scores are keyed by id), so this copy gives the unanswerable
+    question its own id (``<id>-unanswerable``); all else is the real file's content.
+    """
+    import json
+
+    source = shared_data / "squad" / "subsets" / "allennlp-models_squad2.json"
+    if not source.is_file():
+        pytest.skip(f"{source} not found")
+    data = json.loads(source.read_text(encoding="utf-8"))
+    for article in data["data"]:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                if qa.get("is_impossible"):
+                    qa["id"] = f"{qa['id']}-unanswerable"
+    path = tmp_path_factory.mktemp("squad2") / "allennlp-models_squad2.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path

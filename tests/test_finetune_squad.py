@@ -228,8 +228,8 @@ def test_predictor_streams_in_order_whatever_the_batch(tmp_path, shared_data):
 # ============================================================================ v2.0
 
 
-def test_v2_writes_null_odds_and_squad_threshold_applies(tmp_path, shared_data):
-    data = squad_file(shared_data, "allennlp-models_squad2.json")
+def test_v2_writes_null_odds_and_squad_threshold_applies(tmp_path, squad2_subset):
+    data = squad2_subset
     events = Events()
     out = tmp_path / "run"
     summary = fs.run(make_config(tmp_path, out, data, version_2_with_negative=True, max_steps=30), progress=events)
@@ -238,8 +238,7 @@ def test_v2_writes_null_odds_and_squad_threshold_applies(tmp_path, shared_data):
     null_odds = json.loads((out / "null_odds.json").read_text(encoding="utf-8"))
     assert list(null_odds) == list(answers)
     assert all(isinstance(v, float) for v in null_odds.values())
-    # 6 questions incl. 1 impossible, but the impossible one reuses the id of an answerable one:
-    # 6 training examples, 5 distinct ids in the outputs (the later duplicate wins, as in the official script)
+    # 6 questions incl. 1 impossible (its id made unique: the shipped file reuses an answerable one's id)
     assert summary["train_examples"] == 6
     assert summary["predict"]["questions"] == 6
     records = [tf.train.Example.FromString(r.numpy()).features.feature
@@ -250,7 +249,7 @@ def test_v2_writes_null_odds_and_squad_threshold_applies(tmp_path, shared_data):
     metrics = summary["metrics"]
     for key in ("exact", "f1", "total", "HasAns_exact", "best_exact", "best_f1", "best_f1_thresh"):
         assert key in metrics
-    assert metrics["total"] == len(answers) == 5
+    assert metrics["total"] == len(answers) == 6
     nbest = json.loads((out / "nbest_predictions.json").read_text(encoding="utf-8"))
     assert all(list(e) == NBEST_KEYS for entries in nbest.values() for e in entries)
     assert all(any(e["text"] == "" for e in entries) for entries in nbest.values())  # v2 adds the null answer

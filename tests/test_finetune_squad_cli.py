@@ -10,8 +10,8 @@ from bert_cli.cli.app import app
 from test_finetune_squad import CONFIG, VOCAB
 
 
-def test_finetune_squad_v2_then_threshold_apply(shared_data, tmp_path):
-    data = shared_data / "squad" / "subsets" / "allennlp-models_squad2.json"
+def test_finetune_squad_v2_then_threshold_apply(squad2_subset, tmp_path):
+    data = squad2_subset
     config = tmp_path / "bert_config.json"
     config.write_text(json.dumps(CONFIG))
     out = tmp_path / "run"

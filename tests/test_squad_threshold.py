@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from array import array
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,7 @@ def _predict_run(shared_data, out_dir, subset, version_2, seed=3):
     from bert_cli.text.tokenization import FullTokenizer
 
     vocab = shared_data / "vocab/uncased/vocab.txt"
-    predict_file = shared_data / "squad/subsets" / subset
+    predict_file = subset if isinstance(subset, Path) else shared_data / "squad/subsets" / subset
     tokenizer = FullTokenizer(str(vocab), do_lower_case=True)
     examples = read_squad_examples(predict_file, is_training=False)
     features = list(convert_examples_to_features(examples, tokenizer, SEQ, STRIDE, QUERY))
@@ -52,8 +53,8 @@ def _load(path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_v2_scores_and_finds_thresholds(shared_data, tmp_path):
-    predict_file, outputs = _predict_run(shared_data, tmp_path, "allennlp-models_squad2.json", True)
+def test_v2_scores_and_finds_thresholds(shared_data, squad2_subset, tmp_path):
+    predict_file, outputs = _predict_run(shared_data, tmp_path, squad2_subset, True)
     result = run(SquadThresholdConfig(predict_file=predict_file, output_dir=tmp_path))
     data, _ = squad_metrics.load_dataset(predict_file)
     expected = squad_metrics.evaluate_v2(data, outputs.predictions, outputs.null_odds)
@@ -63,8 +64,8 @@ def test_v2_scores_and_finds_thresholds(shared_data, tmp_path):
     assert result["best_f1_thresh"] in set(outputs.null_odds.values()) | {0.0}
 
 
-def test_v2_apply_rewrites_predictions_for_the_best_f1_threshold(shared_data, tmp_path):
-    predict_file, outputs = _predict_run(shared_data, tmp_path, "allennlp-models_squad2.json", True, seed=11)
+def test_v2_apply_rewrites_predictions_for_the_best_f1_threshold(shared_data, squad2_subset, tmp_path):
+    predict_file, outputs = _predict_run(shared_data, tmp_path, squad2_subset, True, seed=11)
     before = (tmp_path / "predictions.json").read_text(encoding="utf-8")
     result = run(SquadThresholdConfig(predict_file=predict_file, output_dir=tmp_path, apply=True))
     thresh = result["best_f1_thresh"]
@@ -81,9 +82,9 @@ def test_v2_apply_rewrites_predictions_for_the_best_f1_threshold(shared_data, tm
     assert {q for q, t in new_preds.items() if t == ""} == {q for q, v in outputs.null_odds.items() if v > thresh}
 
 
-def test_explicit_files_win_over_output_dir(shared_data, tmp_path):
+def test_explicit_files_win_over_output_dir(shared_data, squad2_subset, tmp_path):
     run_dir = tmp_path / "run"
-    predict_file, outputs = _predict_run(shared_data, run_dir, "allennlp-models_squad2.json", True)
+    predict_file, outputs = _predict_run(shared_data, run_dir, squad2_subset, True)
     other = tmp_path / "other.json"
     other.write_text(json.dumps({k: "" for k in outputs.predictions}), encoding="utf-8")
     result = run(SquadThresholdConfig(predict_file=predict_file, output_dir=run_dir, predictions_file=other))
@@ -102,12 +103,12 @@ def test_v1_is_just_scored(shared_data, tmp_path):
         run(SquadThresholdConfig(predict_file=predict_file, output_dir=tmp_path, apply=True))
 
 
-def test_missing_files_name_the_predict_command(shared_data, tmp_path):
-    predict_file = shared_data / "squad/subsets/allennlp-models_squad2.json"
+def test_missing_files_name_the_predict_command(shared_data, squad2_subset, tmp_path):
+    predict_file = squad2_subset
     with pytest.raises(NotFoundError) as err:
         run(SquadThresholdConfig(predict_file=predict_file, output_dir=tmp_path))
     assert "predictions.json" in str(err.value) and "bert finetune squad --do-predict" in err.value.hint
-    _predict_run(shared_data, tmp_path, "allennlp-models_squad2.json", True)
+    _predict_run(shared_data, tmp_path, squad2_subset, True)
     (tmp_path / "raw_logits.jsonl").unlink()
     with pytest.raises(NotFoundError, match="raw logits"):
         run(SquadThresholdConfig(predict_file=predict_file, output_dir=tmp_path, apply=True))

@@ -40,7 +40,7 @@ def extract(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here (atomically) instead of stdout."),
     device: str = options.DEVICE,
     precision: str = typer.Option("fp32", "--precision", help="fp32 (default, exact values) | bf16 | fp16 | auto."),
-    xla: Optional[bool] = options.XLA,
+    xla: Optional[bool] = options.EXTRACT_XLA,
 ) -> None:
     """Extract per-token hidden states (or pooled sentence vectors) from a BERT model.
 

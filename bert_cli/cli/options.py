@@ -40,6 +40,10 @@ OUTPUT_DIR = typer.Option(..., "--output-dir", "-o", help="Folder for checkpoint
 DEVICE = typer.Option("auto", "--device", help="auto | cpu | gpu | tpu (auto: TPU, several GPUs, TF_CONFIG workers, one GPU, else CPU).")
 PRECISION = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | fp16 (auto: bf16 on TPU, fp16 + loss scaling on GPU, fp32 on CPU).")
 XLA = typer.Option(None, "--xla/--no-xla", help="Compile with XLA (default: on for GPU/TPU, off for CPU).")
+# bert extract decides its own default (ops.extract.XLA_DEFAULT): on everywhere.
+EXTRACT_XLA = typer.Option(
+    None, "--xla/--no-xla", help="Compile with XLA (default: on, CPU included: one compile per batch shape, then faster)."
+)
 SEED = typer.Option(None, "--seed", min=0, help="Seed Python, NumPy and TensorFlow for repeatable runs.")
 ACCUMULATION = typer.Option(1, "--gradient-accumulation-steps", min=1, help="Micro-batches per optimizer step (same result as a K x bigger batch).")
 OPTIMIZER = typer.Option("adamw", "--optimizer", help="adamw (the original AdamWeightDecay, no bias correction) | lamb.")

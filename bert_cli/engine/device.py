@@ -215,6 +215,14 @@ class Runtime:
         return self.banner.replace("bert: training on", f"bert: {verb} on", 1)
 
 
+def activity(*, train: bool, evaluate: bool = False, predict: bool = False) -> str:
+    """The verb for :meth:`Runtime.describe` of a run with these phases: "training" whenever it
+    trains, else "evaluating", "predicting" or "evaluating and predicting"."""
+    if train:
+        return "training"
+    return " and ".join(verb for verb, on in (("evaluating", evaluate), ("predicting", predict)) if on) or "running"
+
+
 def select_runtime(
     device: str = "auto",
     precision: str = "auto",

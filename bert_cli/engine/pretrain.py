@@ -526,14 +526,14 @@ class _Run:
     """State of one pretraining run (model, optimizer, step, checkpoints)."""
 
     def __init__(self, plan: PretrainPlan, progress: Progress | None) -> None:
-        from .device import select_runtime
+        from .device import activity, select_runtime
         from .optimization import LinearWarmupDecay, create_optimizer
         from .train_step import TrainStep
 
         self.plan = plan
         self.progress = progress
         self.runtime = select_runtime(plan.device, plan.precision, plan.xla, plan.seed)
-        console.info(self.runtime.banner)
+        console.info(self.runtime.describe(activity(train=plan.do_train, evaluate=plan.do_eval)))
         replicas = self.runtime.num_replicas
         for name, size in (("train_batch_size", plan.train_batch_size), ("eval_batch_size", plan.eval_batch_size)):
             if size % replicas:

@@ -53,6 +53,7 @@ from ..text import metrics as M
 from ..text.classifier_features import ClassifierFeatures, convert_examples, format_example_log, task_kind
 from ..text.tasks import Task, get_task
 from ..text.tokenization import FullTokenizer
+from .schedule import epochs_to_steps
 
 __all__ = ["FinetuneConfig", "run", "RUN_FILE", "EVAL_FILE", "TEST_FILE", "load_run_info", "format_eval_results"]
 
@@ -566,8 +567,9 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
         if eval_every:
             tracker = _BestTracker.load(output_dir, metric_key(c.keep_best or "eval_loss"))
         console.info(
-            f"training: {n_train} examples, batch {c.train_batch_size}, {c.num_train_epochs:g} epochs -> "
-            f"{num_train_steps} steps ({options.num_warmup_steps} warmup)"
+            f"training: {n_train} examples, batch {c.train_batch_size}, "
+            f"{epochs_to_steps(c.num_train_epochs, n_train, c.train_batch_size, num_train_steps)} "
+            f"({options.num_warmup_steps} warmup)"
         )
         throughput = engine.Throughput()
         started = time.perf_counter()
@@ -754,7 +756,7 @@ def run(config: FinetuneConfig, progress: Progress | None = None) -> dict[str, A
 
 def _run_all(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, progress) -> dict[str, Any]:
     """Every --repeat run of one validated configuration (the output folder is locked)."""
-    from ..engine.device import select_runtime
+    from ..engine.device import activity, select_runtime
 
     base_seed = c.seed
     if c.repeat > 1 and base_seed is None:
@@ -764,7 +766,7 @@ def _run_all(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, pr
         seed = None if base_seed is None else base_seed + i
         runtime = select_runtime(c.device, c.precision, c.xla, seed)
         if i == 0:
-            console.info(runtime.banner)
+            console.info(runtime.describe(activity(train=c.do_train, evaluate=c.do_eval, predict=c.do_predict)))
         runtime.apply_keras_policy()
         cfg = c if c.repeat == 1 else dataclasses.replace(c, output_dir=Path(c.output_dir) / f"seed-{seed}")
         if c.repeat > 1:

@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import console, rundir
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError, InputError, UsageError
 from ..fileio import atomic_write
 from ..text import squad_metrics
 from ..text.squad import FeaturizeConfig, ReadStats, SquadExample, convert_examples_to_features, load_squad_json
-from ..text.squad import read_squad_examples, write_features
+from ..text.squad import question_ids, read_squad_examples, write_features
 from ..text.squad_predict import (
     RAW_LOGITS_FILE,
     PredictionConfig,
@@ -58,6 +58,7 @@ from ..text.squad_predict import (
 )
 from ..text.tokenization import FullTokenizer
 from .finetune import _report, resolve_model_source
+from .schedule import epochs_to_steps
 
 __all__ = ["SquadFinetuneConfig", "run", "TRAIN_RECORD_FILE", "TRAIN_RECORD_INFO", "TRAIN_SHUFFLE_SEED"]
 
@@ -173,12 +174,23 @@ def _check_model(config, tokenizer: FullTokenizer, max_seq_length: int) -> None:
         )
 
 
+def _load_questions(path: Path, what: str) -> list:
+    """The ``data`` list of a SQuAD file with at least one question and unique ids (InputError)."""
+    data = load_squad_json(path)
+    if not question_ids(data, path):
+        paragraphs = sum(len(entry.get("paragraphs") or ()) for entry in data if isinstance(entry, dict))
+        raise InputError(f"no questions to {what} ({len(data)} article(s), {paragraphs} paragraph(s))", path=path)
+    return data
+
+
 def _read_training_examples(c: SquadFinetuneConfig) -> list[SquadExample]:
     stats = ReadStats()
+    data = _load_questions(c.train_file, "train on")
     examples = read_squad_examples(c.train_file, is_training=True, version_2_with_negative=c.version_2_with_negative,
-                                   stats=stats, first_answer_only=c.first_answer_only)
+                                   stats=stats, data=data, first_answer_only=c.first_answer_only)
     if not examples:
-        raise UsageError(f"{c.train_file}: no training examples", hint="check the --train-file")
+        raise InputError(f"no training examples: the answers of all {stats.questions} question(s) were not "
+                         "found in their paragraphs", path=c.train_file)
     random.Random(TRAIN_SHUFFLE_SEED).shuffle(examples)  # the original's pre-shuffle
     return examples
 
@@ -297,7 +309,8 @@ def _train(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[Sq
     summary["train_features"] = n_features
     console.info(
         f"training: {n_train} examples ({n_features} features), batch {c.train_batch_size}, "
-        f"{c.num_train_epochs:g} epochs -> {num_train_steps} steps ({options.num_warmup_steps} warmup)"
+        f"{epochs_to_steps(c.num_train_epochs, n_train, c.train_batch_size, num_train_steps)} "
+        f"({options.num_warmup_steps} warmup)"
     )
     steps_per_epoch = n_train / c.train_batch_size
     throughput = Throughput()
@@ -417,22 +430,25 @@ def run(config: SquadFinetuneConfig, progress: Progress | None = None) -> dict[s
     featurize = _check_options(c)
     source = resolve_model_source(c)  # type: ignore[arg-type]  # same field names as FinetuneConfig
     tokenizer = FullTokenizer(source.vocab_file, do_lower_case=source.do_lower_case)
-    _check_model(source.config, tokenizer, c.max_seq_length)
 
-    # Read every input first: a bad file fails before any training.
+    # Read every input first: a bad file fails before any training (and before TensorFlow loads).
     train_examples = _read_training_examples(c) if c.do_train else None
-    predict_data = load_squad_json(c.predict_file) if c.do_predict else None
+    predict_data = _load_questions(c.predict_file, "predict") if c.do_predict else None
     predict_examples = (read_squad_examples(c.predict_file, is_training=False, data=predict_data)
                         if c.do_predict else None)
+    if predict_data is not None and not c.version_2_with_negative and squad_metrics.is_version_2(predict_data):
+        console.warn(f"{c.predict_file} is a SQuAD 2.0 file (unanswerable questions) but --version-2-with-negative "
+                     "is off: every question gets an answer")
+    _check_model(source.config, tokenizer, c.max_seq_length)
     if train_examples is not None:
         _report(progress, phase="read", split="train", examples=len(train_examples))
     if predict_examples is not None:
         _report(progress, phase="read", split="predict", examples=len(predict_examples))
 
-    from ..engine.device import select_runtime
+    from ..engine.device import activity, select_runtime
 
     runtime = select_runtime(c.device, c.precision, c.xla, c.seed)
-    console.info(runtime.banner)
+    console.info(runtime.describe(activity(train=c.do_train, predict=c.do_predict)))
     runtime.apply_keras_policy()
     with rundir.exclusive(c.output_dir, "finetune squad", enabled=runtime.is_chief):
         return _run_locked(c, featurize, source, tokenizer, train_examples, predict_examples, predict_data,

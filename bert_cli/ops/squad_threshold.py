@@ -32,7 +32,7 @@ from .. import console
 from ..errors import InputError, NotFoundError, UsageError
 from ..fileio import atomic_write
 from ..text import squad_metrics
-from ..text.squad import FeaturizeConfig
+from ..text.squad import FeaturizeConfig, question_ids
 from ..text.squad_predict import (
     NULL_ODDS_FILE,
     PREDICTIONS_FILE,
@@ -104,6 +104,8 @@ def run(config: SquadThresholdConfig) -> dict:
     "applied": bool, "new_metrics": {...}|None, "predictions_file": str}``.
     """
     dataset, version = squad_metrics.load_dataset(config.predict_file)
+    if not question_ids(dataset, config.predict_file):
+        raise InputError("no questions to score", path=config.predict_file)
     version_2 = squad_metrics.is_version_2(dataset, version)
     predictions_file = _resolve(config.predictions_file, config.output_dir, PREDICTIONS_FILE, "predictions")
     predictions = squad_metrics.load_predictions(predictions_file, hint=PREDICT_HINT)

@@ -189,10 +189,7 @@ def _read_question(qa: dict, doc_tokens: list[str], char_to_word_offset: list[in
         return SquadExample(str(qas_id), question_text, doc_tokens, "", -1, -1, True)
     answers = qa["answers"]
     if len(answers) != 1 and not (first_answer_only and answers):
-        raise InputError(f"question {qas_id!r}: for training, each question needs exactly 1 answer "
-                         f"(it has {len(answers)})", path=path,
-                         hint="train on a training file (one answer per question); for SQuAD 2.0 "
-                              "mark unanswerable questions with is_impossible")
+        raise _answer_count_error(qas_id, qa, len(answers), path)
     answer = answers[0]
     text = answer["text"]
     try:
@@ -206,6 +203,44 @@ def _read_question(qa: dict, doc_tokens: list[str], char_to_word_offset: list[in
         stats.skipped_ids.append(str(qas_id))
         return None
     return SquadExample(str(qas_id), question_text, doc_tokens, text, span[0], span[1], False)
+
+
+def _answer_count_error(qas_id, qa: dict, count: int, path) -> InputError:
+    """Why a training question without exactly one answer cannot be used, naming the flag that helps."""
+    where = f"question {qas_id!r}"
+    if qa.get("is_impossible"):
+        return InputError(f"{where} is marked is_impossible (a SQuAD 2.0 file): pass --version-2-with-negative",
+                          path=path)
+    if count > 1:
+        return InputError(f"{where} has {count} answers; training needs exactly 1 answer per question: pass "
+                          "--first-answer-only to train on the first answer of each", path=path,
+                          hint="dev files list several gold answers per question; training files have one")
+    return InputError(f"{where} has no answer; training needs exactly 1 answer per question", path=path,
+                      hint="for SQuAD 2.0 mark unanswerable questions with is_impossible and pass "
+                           "--version-2-with-negative")
+
+
+def question_ids(data: list, path: str | Path) -> list[str]:
+    """The id of every question of a SQuAD ``data`` list, in file order.
+
+    Raises InputError naming ``path`` for a malformed file or a duplicate id: predictions.json,
+    null_odds.json and the scores are keyed by id, so a repeated id would silently lose an answer.
+    """
+    ids: list[str] = []
+    seen: set[str] = set()
+    try:
+        for entry in data:
+            for paragraph in entry["paragraphs"]:
+                for qa in paragraph["qas"]:
+                    qid = str(qa["id"])
+                    if qid in seen:
+                        raise InputError(f"duplicate question id {qid!r}: every question needs its own id",
+                                         path=path)
+                    seen.add(qid)
+                    ids.append(qid)
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"not a SQuAD file (missing or malformed field {exc})", path=path) from None
+    return ids
 
 
 # ----------------------------------------------------------------------------- features

@@ -17,7 +17,8 @@ Generic tasks (``get_task("csv"|"tsv"|"jsonl", ...)``)
     The user's own files ``{split}.{ext}`` in a data dir (or explicit files), with text/label
     columns by name or 0-based index. CSV uses the standard csv quoting, TSV the original's
     literal quotes, JSONL one JSON object (keys) or array (indexes) per line. Labels are
-    discovered from the train split (:meth:`Task.resolve_labels`); multi-label tasks read a
+    discovered from the train split (:meth:`Task.resolve_labels`); a blank label in train/dev
+    is an InputError (in test it means "no label"); multi-label tasks read a
     delimiter-separated list (``label_separator``) or a JSON list into a ``frozenset``.
 
 Raw input for ``bert predict`` (:func:`read_predict_input`)
@@ -575,6 +576,8 @@ class GenericTask(Task):
         for line, text_a, text_b, raw_label in iter_records(
             path, self.file_format, self.columns, header=self.header, label_optional=label_optional, prefix=split
         ):
+            if label_optional and isinstance(raw_label, str) and not raw_label.strip():
+                raw_label = None  # a blank cell in the (unlabeled) test split: no label
             label = None if raw_label is None else self._parse_label(raw_label, path, line)
             yield line, InputExample(f"{split}-{line}", text_a, text_b, label)
 
@@ -592,7 +595,10 @@ class GenericTask(Task):
             return frozenset(x.strip() for x in items if x.strip())
         if isinstance(raw, list):
             raise InputError("the label is a list but the task is not multi-label (--multilabel)", path=path, line=line)
-        return _scalar_text(raw, "label", path, line).strip()
+        label = _scalar_text(raw, "label", path, line).strip()
+        if not label:
+            raise InputError("empty label (every train/dev example needs one)", path=path, line=line)
+        return label
 
 
 def _scalar_text(value: object, what: str, path: Path, line: int) -> str:
