@@ -26,7 +26,7 @@ def finetune(
     bert_config_file: Optional[Path] = options.BERT_CONFIG_FILE,
     init_checkpoint: Optional[str] = options.INIT_CHECKPOINT,
     do_lower_case: Optional[bool] = options.DO_LOWER_CASE,
-    force_casing: bool = typer.Option(False, "--force-casing", help="Allow --do-lower-case to contradict the model's casing."),
+    force_casing: bool = options.FORCE_CASING,
     do_train: bool = typer.Option(False, "--do-train", help="Train on train split."),
     do_eval: bool = typer.Option(False, "--do-eval", help="Evaluate on dev; write eval_results.txt."),
     do_predict: bool = typer.Option(False, "--do-predict", help="Predict test; write test_results.tsv."),

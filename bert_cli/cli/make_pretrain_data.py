@@ -36,6 +36,7 @@ def make_pretrain_data(
     output_file: list[str] = typer.Option(..., "--output-file", "-o", help="TFRecord file(s) (comma list: round-robin), or a pattern such as out-%05d.tfrecord (sharded mode)."),
     vocab_file: Optional[Path] = options.VOCAB_FILE,
     do_lower_case: Optional[bool] = options.DO_LOWER_CASE,
+    force_casing: bool = options.FORCE_CASING,
     model: Optional[str] = options.MODEL,
     max_seq_length: int = typer.Option(128, "--max-seq-length", min=5),
     max_predictions_per_seq: int = typer.Option(20, "--max-predictions-per-seq", min=1),
@@ -64,13 +65,12 @@ def make_pretrain_data(
 
         input_file = [str(resource_path("sample_text.txt"))]
         console.info(f"no --input-file: using the bundled sample text {input_file[0]}")
-    if model is not None:
-        from ..models.resolve import resolve_model
+    if model is not None or vocab_file is not None:
+        from ..models.policy import resolve_model_files
 
-        files = resolve_model(model)
-        vocab_file = vocab_file or files.vocab_file
-        if do_lower_case is None:
-            do_lower_case = files.do_lower_case
+        files = resolve_model_files(model, vocab_file=vocab_file, do_lower_case=do_lower_case,
+                                    force_casing=force_casing)
+        vocab_file, do_lower_case = files.vocab_file, files.do_lower_case
     summary = run(
         MakePretrainDataConfig(
             input_files=tuple(input_file),

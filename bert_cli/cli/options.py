@@ -26,6 +26,7 @@ DO_LOWER_CASE = typer.Option(
     "--do-lower-case/--no-do-lower-case",
     help="Lower-case and strip accents (uncased models). Default: from the model, else lower-case.",
 )
+FORCE_CASING = typer.Option(False, "--force-casing", help="Allow --do-lower-case/--no-do-lower-case to contradict the model's casing.")
 MAX_SEQ_LENGTH = typer.Option(None, "--max-seq-length", min=3, help="Add [CLS]/[SEP], truncate pairs as the original, emit model inputs.")
 JSON = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout.")
 

@@ -47,11 +47,11 @@ def pretrain(
     from .render import print_metrics, training_progress
 
     if model is not None:
-        from ..models.resolve import resolve_model
+        from ..models.policy import resolve_model_files
 
-        files = resolve_model(model, download=download)
-        bert_config_file = bert_config_file or files.config_file
-        init_checkpoint = init_checkpoint or files.checkpoint
+        files = resolve_model_files(model, bert_config_file=bert_config_file, init_checkpoint=init_checkpoint,
+                                    download=download, tokenizes=False)
+        bert_config_file, init_checkpoint = files.config_file, files.checkpoint
     if bert_config_file is None:
         from .. import console
         from ..resources import path as resource_path

@@ -43,6 +43,7 @@ def tokenize(
     ),
     vocab_file: Optional[Path] = options.VOCAB_FILE,
     do_lower_case: Optional[bool] = options.DO_LOWER_CASE,
+    force_casing: bool = options.FORCE_CASING,
     model: Optional[str] = options.MODEL,
     output_format: Format = typer.Option(Format.tokens, "--format", "-f", help="tokens: WordPieces; ids: vocab ids; jsonl: tokens, ids and character offsets."),
     pairs: bool = typer.Option(False, "--pairs", help="Lines are 'A ||| B' sentence pairs (as extract_features.py)."),
@@ -57,17 +58,12 @@ def tokenize(
     from ..ops.tokenize import TokenizeConfig, run_tokenize
 
     paths = list(files or [Path("-")])
-    if model is not None:
-        if vocab_file is not None:
-            from ..errors import UsageError
+    if model is not None or vocab_file is not None:
+        from ..models.policy import resolve_model_files
 
-            raise UsageError("give either --model or --vocab-file, not both")
-        from ..models.resolve import resolve_model
-
-        resolved = resolve_model(model)
-        vocab_file = resolved.vocab_file
-        if do_lower_case is None:
-            do_lower_case = resolved.do_lower_case
+        resolved = resolve_model_files(model, vocab_file=vocab_file, do_lower_case=do_lower_case,
+                                       force_casing=force_casing)
+        vocab_file, do_lower_case = resolved.vocab_file, resolved.do_lower_case
     config = TokenizeConfig(
         vocab_file=vocab_file,
         do_lower_case=True if do_lower_case is None else do_lower_case,

@@ -32,6 +32,7 @@ import tensorflow as tf
 from .. import console
 from ..errors import NotFoundError, UsageError
 from ..modelconfig import BertConfig, is_hf_config, read_model_config
+from ..models.policy import weights_format_of
 from .checkpoint import LoadReport, load_into, resolve_checkpoint
 from .model import BertModel, Initializer
 
@@ -40,19 +41,6 @@ __all__ = [
 ]
 
 POOLER_PREFIX = "bert/pooler/"
-
-
-def weights_format_of(path: str | os.PathLike) -> str:
-    """``"hf"`` for safetensors (a file, or a folder with ``model.safetensors`` and no TF1 checkpoint),
-    else ``"tf1"``."""
-    p = Path(path)
-    name = p.name
-    if name.endswith((".safetensors", ".safetensors.index.json")):
-        return "hf"
-    if p.is_dir() and not any(p.glob("*.index")):
-        if (p / "model.safetensors").is_file() or (p / "model.safetensors.index.json").is_file():
-            return "hf"
-    return "tf1"
 
 
 def _pick_sources(config_file, init_checkpoint, model_files) -> tuple[Path, str | None, str]:

@@ -496,6 +496,7 @@ class PretrainPlan:
     output_dir: Path
     bert_config: BertConfig
     init_checkpoint: str | None = None
+    init_weights_format: str = "tf1"  # "tf1" (a checkpoint prefix) | "hf" (model.safetensors)
     do_train: bool = True
     do_eval: bool = False
     train_batch_size: int = 32
@@ -585,9 +586,13 @@ class _Run:
             self.resumed_from = latest
             console.info(f"resuming from {latest} (global_step {step})")
         elif self.plan.init_checkpoint:
-            report = load_into(
-                [self.model.bert, self.model.heads], self.plan.init_checkpoint, allow_missing=("cls/",)
-            )
+            modules = [self.model.bert, self.model.heads]
+            if self.plan.init_weights_format == "hf":  # HF encoders usually ship without MLM/NSP heads
+                from .hf_weights import load_hf_into
+
+                report = load_hf_into(modules, self.plan.init_checkpoint, allow_missing=("cls/",))
+            else:
+                report = load_into(modules, self.plan.init_checkpoint, allow_missing=("cls/",))
             console.info(report.summary())
             if report.missing:
                 console.warn(f"{len(report.missing)} head weights start from random values: {', '.join(report.missing[:4])}")

@@ -18,6 +18,7 @@ from .. import settings
 from ..errors import NotFoundError, UsageError
 from . import catalogue
 from .cache import MANIFEST, MODELS, Cache
+from .hf_vocab import vocab_file_for
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class ModelFiles:
 
     directory: Path
     name: str
-    vocab_file: Path
+    vocab_file: Path | None  # vocab.txt, or derived from tokenizer.json; None only when not needed
     config_file: Path  # bert_config.json, or the Hugging Face config.json
     checkpoint: str | None  # TF checkpoint prefix (".../bert_model.ckpt", ".../model.ckpt-123") or a .safetensors path
     weights_format: str  # "tf1" | "hf" | "none"
@@ -37,20 +38,21 @@ def current_cache() -> Cache:
     return Cache(settings.current().resolved_cache_dir)
 
 
-def resolve_model(name_or_dir: str, *, download: bool = False) -> ModelFiles:
+def resolve_model(name_or_dir: str, *, download: bool = False, need_vocab: bool = True) -> ModelFiles:
     """Resolve ``--model``: a folder path, or a NAME from the cache (downloading it on request).
 
     Raises NotFoundError (exit 3): unknown name (with close matches and the hint
     ``bert download --list``), a catalogue model that is not cached (hint ``bert download NAME``;
     with ``download=True`` it is fetched instead, unless offline), a missing folder, or a folder
-    lacking vocab.txt or its config.
+    lacking a vocabulary (``need_vocab``: vocab.txt or tokenizer.json) or its config. Commands
+    go through :func:`bert_cli.models.policy.resolve_model_files`, which adds the explicit files.
     """
     text = str(name_or_dir).strip()
     if not text:
         raise UsageError("--model needs a model name or a folder", hint="bert download --list")
     path = Path(text).expanduser()
     if path.is_dir():
-        return inspect_directory(path)
+        return inspect_directory(path, need_vocab=need_vocab)
     if path.is_file():
         raise UsageError(
             f"--model takes a model NAME or a model folder, not a file: {text}",
@@ -62,7 +64,7 @@ def resolve_model(name_or_dir: str, *, download: bool = False) -> ModelFiles:
     cache = current_cache()
     key = entry.name if entry is not None else text
     if cache.is_cached(MODELS, key):
-        return inspect_directory(cache.model_dir(key), name=key)
+        return inspect_directory(cache.model_dir(key), name=key, need_vocab=need_vocab)
     if entry is None:
         candidates = catalogue.model_names() + cache.entries(MODELS)
         close = catalogue.close_matches(text, candidates)
@@ -77,24 +79,24 @@ def resolve_model(name_or_dir: str, *, download: bool = False) -> ModelFiles:
         from ..ops.download import download_model
 
         folder = download_model(entry, cache=cache)
-        return inspect_directory(folder, name=key)
+        return inspect_directory(folder, name=key, need_vocab=need_vocab)
     raise NotFoundError(
         f"model '{key}' is not downloaded yet (cache: {cache.root})",
         hint=f"bert download {key}   (or pass --download)",
     )
 
 
-def inspect_directory(directory: str | Path, name: str | None = None) -> ModelFiles:
+def inspect_directory(directory: str | Path, name: str | None = None, *, need_vocab: bool = True) -> ModelFiles:
     """The files of a model folder (manifest optional); NotFoundError naming a missing piece."""
     directory = Path(directory)
     if not directory.is_dir():
         raise NotFoundError(f"model folder not found: {directory}", hint="bert download --list")
     manifest = _read_json(directory / MANIFEST)
-    vocab = directory / "vocab.txt"
-    if not vocab.is_file():
+    vocab = vocab_file_for(directory, current_cache().root)  # vocab.txt, else from tokenizer.json
+    if vocab is None and need_vocab:
         raise NotFoundError(
-            f"model folder {directory} has no vocab.txt",
-            hint=f"bert download --force {name}" if name else "copy the model's vocab.txt into the folder",
+            f"model folder {directory} has no vocab.txt (nor a Hugging Face tokenizer.json)",
+            hint=f"bert download --force {name}" if name else "pass the model's vocab.txt with --vocab-file",
         )
     config = next((directory / c for c in ("bert_config.json", "config.json") if (directory / c).is_file()), None)
     if config is None:
@@ -178,13 +180,15 @@ def _prefix_from_state(state: Path) -> str | None:
 
 
 def _casing(directory: Path, manifest: dict) -> bool | None:
-    """manifest.json > tokenizer_config.json > the catalogue entry named like the folder > None."""
+    """manifest.json > tokenizer_config.json > a run folder's bert_run.json/squad_run.json > the
+    catalogue entry named like the folder > None."""
     value = manifest.get("do_lower_case")
     if isinstance(value, bool):
         return value
-    value = _read_json(directory / "tokenizer_config.json").get("do_lower_case")
-    if isinstance(value, bool):
-        return value
+    for name in ("tokenizer_config.json", "bert_run.json", "squad_run.json"):  # HF folder, bert run folders
+        value = _read_json(directory / name).get("do_lower_case")
+        if isinstance(value, bool):
+            return value
     entry = catalogue.find_model(directory.name)
     return entry.do_lower_case if entry is not None else None
 

@@ -110,7 +110,8 @@ class ExtractConfig:
     vocab_file: str | os.PathLike | None = None
     bert_config_file: str | os.PathLike | None = None  # Google bert_config.json or HF config.json
     init_checkpoint: str | os.PathLike | None = None  # TF1 prefix/dir, or model.safetensors
-    do_lower_case: bool | None = None  # default: the model's casing (True when unknown)
+    do_lower_case: bool | None = None  # default: the model's casing (see bert_cli.models.policy)
+    force_casing: bool = False
     layers: str | Sequence[int] | None = None  # "-1,-2,-3,-4" (tokens) / "-1" (pooling) when None
     max_seq_length: int = 128
     batch_size: int = 8
@@ -367,37 +368,16 @@ def _check_options(config: ExtractConfig) -> tuple[str, str | None, tuple[int, .
 
 
 def _model_sources(config: ExtractConfig):
-    """``(model_files or None, vocab file, config file, do_lower_case)``."""
-    model_files = None
-    if config.model is not None:
-        from ..models.resolve import resolve_model
+    """The one model-files policy (:func:`bert_cli.models.policy.resolve_model_files`); extract
+    needs a vocabulary, a config and weights."""
+    from ..models.policy import resolve_model_files
 
-        model_files = resolve_model(config.model)
-    else:
-        missing = [
-            flag
-            for flag, value in (
-                ("--vocab-file", config.vocab_file),
-                ("--bert-config-file", config.bert_config_file),
-                ("--init-checkpoint", config.init_checkpoint),
-            )
-            if value is None
-        ]
-        if missing:
-            raise UsageError(
-                f"give --model NAME|DIR, or all of --vocab-file, --bert-config-file and --init-checkpoint "
-                f"(missing {', '.join(missing)})",
-                hint="bert download --list",
-            )
-    vocab = config.vocab_file or model_files.vocab_file
-    config_file = config.bert_config_file or model_files.config_file
-    lower = config.do_lower_case
-    if lower is None:
-        lower = model_files.do_lower_case if model_files is not None else None
-    if lower is None:
-        console.debug("casing unknown: lower-casing (the original's default); use --no-lower-case for cased models")
-        lower = True
-    return model_files, Path(vocab), Path(config_file), bool(lower)
+    files = resolve_model_files(
+        config.model, vocab_file=config.vocab_file, bert_config_file=config.bert_config_file,
+        init_checkpoint=config.init_checkpoint, do_lower_case=config.do_lower_case,
+        force_casing=config.force_casing,
+    )
+    return files.require("vocab", "config", "checkpoint")
 
 
 def _peek(lines: Iterable[str | bytes], source: str) -> Iterator[str | bytes]:
@@ -428,7 +408,8 @@ def run(
     fmt, pooling, layers = _check_options(config)
     if config.output is None and out is None:
         raise UsageError("no output: give --output FILE or an output stream")
-    model_files, vocab_file, config_file, lower = _model_sources(config)
+    model_files = _model_sources(config)
+    vocab_file, config_file, lower = model_files.vocab_file, model_files.config_file, model_files.do_lower_case
 
     from ..engine.loading import read_model_config
 
@@ -536,7 +517,6 @@ def _load_forward(config: ExtractConfig, model_files, config_file: Path, pooling
     runtime = select_runtime(config.device, config.precision, xla)
     _, model, report = load_encoder(
         config_file=config_file,
-        init_checkpoint=config.init_checkpoint,
         model_files=model_files,
         compute_dtype=runtime.compute_dtype,
     )

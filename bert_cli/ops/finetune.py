@@ -241,53 +241,23 @@ def _read_bert_config(path: Path) -> BertConfig:
     return read_model_config(require_file(path, "model config"))
 
 
-def _weights_format(checkpoint: str) -> tuple[str, str]:
-    p = Path(checkpoint)
-    if checkpoint.endswith(".safetensors") or (p.is_dir() and (p / "model.safetensors").is_file()):
-        return (str(p / "model.safetensors") if p.is_dir() else checkpoint), "hf"
-    from ..engine.checkpoint import resolve_checkpoint
-
-    return resolve_checkpoint(checkpoint), "tf1"
-
-
-def _resolve_casing(c: FinetuneConfig, model_casing: bool | None, model_name: str) -> bool:
-    if c.do_lower_case is None:
-        if model_casing is None:
-            console.debug("casing of the model is unknown; lower-casing (the original's default)")
-            return True
-        return model_casing
-    if model_casing is not None and c.do_lower_case != model_casing and not c.force_casing:
-        kind = "uncased (lower-cased)" if model_casing else "cased"
-        flag = "--do-lower-case" if c.do_lower_case else "--no-do-lower-case"
-        raise UsageError(
-            f"model {model_name} is {kind} but {flag} was given",
-            hint="drop the casing flag (the model's casing is used), or pass --force-casing",
-        )
-    return c.do_lower_case
-
-
 def resolve_model_source(c: FinetuneConfig) -> _ModelSource:
-    """Vocab, config, initial checkpoint and casing from --model and/or the explicit files."""
-    vocab, config_file, checkpoint, weights, casing, name = None, None, None, "none", None, "model"
-    if c.model is not None:
-        from ..models.resolve import resolve_model
+    """Vocab, config, initial checkpoint and casing from --model and/or the explicit files
+    (the one policy: :func:`bert_cli.models.policy.resolve_model_files`)."""
+    from ..models.policy import resolve_model_files
 
-        files = resolve_model(c.model, download=c.download)
-        vocab, config_file, checkpoint, weights = files.vocab_file, files.config_file, files.checkpoint, files.weights_format
-        casing, name = files.do_lower_case, files.name
-        run = load_run_info(files.directory)
-        if run is not None and casing is None and isinstance(run.get("do_lower_case"), bool):
-            casing = run["do_lower_case"]
-    if c.vocab_file is not None:
-        vocab = require_file(c.vocab_file, "vocab file")
-    if c.bert_config_file is not None:
-        config_file = Path(c.bert_config_file)
-    if c.init_checkpoint is not None:
-        checkpoint, weights = _weights_format(str(c.init_checkpoint))
-    assert vocab is not None and config_file is not None
-    config = _read_bert_config(Path(config_file))
-    lower = _resolve_casing(c, casing, name)
-    return _ModelSource(Path(vocab), config, checkpoint, weights, lower, name)
+    files = resolve_model_files(
+        c.model, vocab_file=c.vocab_file, bert_config_file=c.bert_config_file, init_checkpoint=c.init_checkpoint,
+        do_lower_case=c.do_lower_case, force_casing=c.force_casing, download=c.download,
+    ).require("vocab", "config")
+    checkpoint = files.checkpoint
+    if checkpoint is not None and files.weights_format == "tf1" and c.init_checkpoint is not None:
+        from ..engine.checkpoint import resolve_checkpoint
+
+        checkpoint = resolve_checkpoint(checkpoint)
+    config = _read_bert_config(Path(files.config_file))
+    return _ModelSource(Path(files.vocab_file), config, checkpoint, files.weights_format, files.do_lower_case,
+                        files.name)
 
 
 # ============================================================================ data

@@ -38,6 +38,7 @@ from .. import rundir
 from ..errors import UsageError
 from ..fileio import require_file
 from ..modelconfig import read_model_config
+from ..models.policy import weights_format_of
 from .make_pretrain_data import STDIN, expand_input_files
 
 __all__ = ["PretrainConfig", "run", "validate", "OPTIMIZERS"]
@@ -132,7 +133,10 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
     from ..engine.device import this_process_is_chief
     from ..engine.pretrain import PretrainPlan, pretrain
 
-    init = resolve_checkpoint(config.init_checkpoint) if config.init_checkpoint else None
+    init, init_format = None, "tf1"
+    if config.init_checkpoint:
+        init_format = weights_format_of(config.init_checkpoint)
+        init = resolve_checkpoint(config.init_checkpoint) if init_format == "tf1" else str(config.init_checkpoint)
     # The plan takes every option of the same name as it is, plus what was resolved above.
     same = {f.name: getattr(config, f.name) for f in dataclasses.fields(PretrainPlan) if hasattr(config, f.name)}
     plan = PretrainPlan(
@@ -142,6 +146,7 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
             "output_dir": Path(config.output_dir),
             "bert_config": bert_config,
             "init_checkpoint": init,
+            "init_weights_format": init_format,
             "learning_rate": float(config.learning_rate),
             "optimizer": config.optimizer.lower(),
         }
