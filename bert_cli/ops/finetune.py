@@ -49,6 +49,7 @@ from .. import console
 from ..errors import BertError, ConfigError, NotFoundError, UsageError
 from ..fileio import atomic_write, require_file
 from ..modelconfig import BertConfig, read_model_config
+from ..modelsize import check_fits
 from ..text import metrics as M
 from ..text.classifier_features import ClassifierFeatures, convert_examples, format_example_log, task_kind
 from ..text.tasks import Task, get_task
@@ -285,6 +286,7 @@ def resolve_model_source(c: FinetuneConfig) -> _ModelSource:
         checkpoint, weights = _weights_format(str(c.init_checkpoint))
     assert vocab is not None and config_file is not None
     config = _read_bert_config(Path(config_file))
+    check_fits(config, config_file, training=c.do_train, seq_length=c.max_seq_length)
     lower = _resolve_casing(c, casing, name)
     return _ModelSource(Path(vocab), config, checkpoint, weights, lower, name)
 
