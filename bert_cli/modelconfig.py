@@ -30,6 +30,11 @@ Two extra fields are not in Google's files:
 :meth:`BertConfig.to_dict` writes them only when they differ from Google's meaning, so a Google
 config round-trips to the same keys. Unknown keys (``directionality``, ``pooler_type``, ... in the
 Chinese and multilingual configs) are accepted and ignored, like the original.
+
+The file readers (:meth:`BertConfig.from_json_file`, :meth:`BertConfig.from_hf_json_file`,
+:func:`read_model_config`) also refuse a config whose weights alone cannot fit this machine's
+memory (``num_hidden_layers: 1e9``, ...), naming the file and the estimate
+(:func:`bert_cli.modelsize.check_fits`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import os
 from typing import Any, Mapping
 
 from .errors import ConfigError, NotFoundError
+from .modelsize import check_fits
 
 ACTIVATIONS = ("linear", "relu", "gelu", "tanh")
 GELU_FORMS = ("tanh", "erf")
@@ -141,9 +147,11 @@ class BertConfig:
         """Read a Google ``bert_config.json``."""
         data = _read_json(path)
         try:
-            return cls.from_dict(data)
+            config = cls.from_dict(data)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc.message}", hint=exc.hint) from None
+        check_fits(config, path)
+        return config
 
     @classmethod
     def from_hf_config(cls, data: Mapping[str, Any]) -> "BertConfig":
@@ -178,9 +186,11 @@ class BertConfig:
         """Read a Hugging Face ``config.json``."""
         data = _read_json(path)
         try:
-            return cls.from_hf_config(data)
+            config = cls.from_hf_config(data)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc.message.removeprefix('config.json: ')}", hint=exc.hint) from None
+        check_fits(config, path)
+        return config
 
     # ----------------------------------------------------------------------------- writers
     def to_dict(self) -> dict[str, Any]:

@@ -41,6 +41,7 @@ import tensorflow as tf
 from .. import console
 from ..errors import CheckpointError, NotFoundError
 from ..fileio import atomic_write
+from .checkpoint_reader import BundleReader
 from .heads import ClassifierHead, PretrainingHeads, SquadHead
 from .model import BertModel
 
@@ -182,29 +183,24 @@ def resolve_checkpoint(path: str | os.PathLike) -> str:
     )
 
 
-def _reader(prefix: str) -> tf.train.CheckpointReader:
-    try:
-        return tf.train.load_checkpoint(prefix)
-    except (tf.errors.OpError, ValueError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {prefix}: {str(exc).splitlines()[0]}") from None
-
-
 def list_checkpoint(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     """``{name: shape}`` of every tensor in a checkpoint (the index alone is enough)."""
     prefix = resolve_checkpoint(path)
-    shapes = _reader(prefix).get_variable_to_shape_map()
-    return {name: tuple(shape) for name, shape in sorted(shapes.items())}
+    return dict(sorted(BundleReader(prefix, need_data=False).shapes().items()))
 
 
 def read_checkpoint(path: str | os.PathLike, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-    """``{name: array}`` for every tensor (or just ``names``) of a checkpoint."""
-    prefix = resolve_checkpoint(path)
-    reader = _reader(prefix)
-    wanted = sorted(reader.get_variable_to_shape_map()) if names is None else list(names)
-    try:
-        return {name: np.asarray(reader.get_tensor(name)) for name in wanted}
-    except (tf.errors.OpError, ValueError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {prefix}: {str(exc).splitlines()[0]}") from None
+    """``{name: array}`` for every tensor (or just ``names``) of a checkpoint.
+
+    Missing or damaged files are NotFoundError / CheckpointError naming the file
+    (:class:`~bert_cli.engine.checkpoint_reader.BundleReader`).
+    """
+    reader = BundleReader(resolve_checkpoint(path))
+    wanted = sorted(reader.shapes()) if names is None else list(names)
+    unknown = [name for name in wanted if name not in reader.shapes()]
+    if unknown:
+        raise CheckpointError(f"{reader.prefix}: no tensor named {_short(unknown)}")
+    return reader.read(wanted)
 
 
 def write_checkpoint(prefix: str | os.PathLike, tensors: Mapping[str, Any], *, update_state: bool = True) -> str:
@@ -326,14 +322,14 @@ class _MappingSource:
 
 class _CheckpointSource:
     def __init__(self, prefix: str) -> None:
-        self.reader = _reader(prefix)
+        self.reader = BundleReader(prefix)  # missing or truncated data files fail here
         self.description = prefix
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(v) for k, v in self.reader.get_variable_to_shape_map().items()}
+        return self.reader.shapes()
 
     def get(self, name: str) -> np.ndarray:
-        return np.asarray(self.reader.get_tensor(name))
+        return self.reader.get(name)  # a damaged tensor is a CheckpointError naming the file
 
 
 def load_into(
@@ -390,13 +386,13 @@ def load_into(
             f"{src.description}: {len(unexpected)} checkpoint weights are not used by the model: {_short(unexpected)}"
         )
 
-    loaded = []
-    for name in sorted(targets):
-        if name not in weights:
-            continue
+    # Read (and checksum) every needed tensor before assigning any: a damaged file fails here,
+    # with the model untouched.
+    loaded = [name for name in sorted(targets) if name in weights]
+    values = {name: src.get(name) for name in loaded}
+    for name in loaded:
         var = targets[name]
-        var.assign(src.get(name).astype(var.dtype.as_numpy_dtype, copy=False))
-        loaded.append(name)
+        var.assign(values.pop(name).astype(var.dtype.as_numpy_dtype, copy=False))
         console.debug(f"  {name} {list(weights[name])} *INIT_FROM_CKPT*")
 
     report = LoadReport(src.description, loaded, missing, unexpected, optimizer)

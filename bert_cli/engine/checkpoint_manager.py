@@ -50,6 +50,7 @@ from .. import console
 from ..errors import CheckpointError, NotFoundError, TrainingDivergedError
 from ..fileio import atomic_write
 from .checkpoint import GLOBAL_STEP, write_checkpoint
+from .checkpoint_reader import BundleReader
 
 TensorSource = Callable[[], Mapping[str, tf.Variable]] | Mapping[str, tf.Variable]
 
@@ -163,17 +164,14 @@ class CheckpointManager:
         elif not _complete(prefix):
             raise NotFoundError(f"checkpoint not found: {prefix}", hint="pass a prefix such as DIR/model.ckpt-1000")
         targets = self.tensors()
-        try:
-            reader = tf.train.load_checkpoint(prefix)
-        except (tf.errors.OpError, ValueError) as exc:
-            raise CheckpointError(f"cannot read checkpoint {prefix}: {str(exc).splitlines()[0]}") from None
-        shapes = reader.get_variable_to_shape_map()
+        reader = BundleReader(prefix)  # damaged or missing files: errors naming them
+        shapes = reader.shapes()
         self._check_compatible(prefix, targets, shapes)
+        values = reader.read(targets)  # every tensor checksummed before any is assigned
         for name, var in targets.items():
-            value = reader.get_tensor(name)
-            var.assign(np.asarray(value).astype(var.dtype.as_numpy_dtype, copy=False))
+            var.assign(values.pop(name).astype(var.dtype.as_numpy_dtype, copy=False))
         if GLOBAL_STEP in shapes:
-            return int(reader.get_tensor(GLOBAL_STEP))
+            return int(reader.get(GLOBAL_STEP))
         match = re.search(r"-(\d+)$", prefix)
         return int(match.group(1)) if match else 0
 

@@ -127,10 +127,9 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """
     path = Path(path)
     if path.name.endswith(".index.json"):
-        weight_map = json.loads(path.read_text(encoding="utf-8")).get("weight_map", {})
         tensors: dict[str, np.ndarray] = {}
-        for shard in sorted(set(weight_map.values())):
-            tensors.update(read_safetensors(path.parent / shard))
+        for shard in _shards(path):
+            tensors.update(read_safetensors(shard))
         return tensors
     header = _safetensors_header(path)
     if any(isinstance(v, dict) and v.get("dtype") == "BF16" for v in header.values()):
@@ -143,13 +142,61 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise CheckpointError(f"cannot read {path}: {exc}") from None
 
 
-def _safetensors_header(path: Path) -> dict[str, Any]:
+def _shards(index: Path) -> list[Path]:
+    """The shard files a sharded ``model.safetensors.index.json`` names (all must exist)."""
     try:
+        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
+        shards = sorted({str(name) for name in weight_map.values()})
+    except FileNotFoundError:
+        raise NotFoundError(f"weights index not found: {index}") from None
+    except (OSError, ValueError, AttributeError) as exc:  # JSON/Unicode errors; not an object
+        raise CheckpointError(f"{index}: not a safetensors index ({exc or 'no weight_map'})") from None
+    if not shards:
+        raise CheckpointError(f"{index}: its weight_map names no shard files")
+    paths = [index.parent / name for name in shards]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise NotFoundError(f"safetensors shard not found: {missing[0]} (named by {index})")
+    return paths
+
+
+def _safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header, its length checked against the file size first (a damaged length must
+    not make us allocate it), and its entries checked to lie inside the file."""
+    try:
+        file_size = path.stat().st_size
         with open(path, "rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            return json.loads(fh.read(size))
-    except (OSError, struct.error, ValueError) as exc:
+            prefix = fh.read(8)
+            if len(prefix) < 8:
+                raise CheckpointError(f"{path}: not a safetensors file ({file_size} bytes, shorter than its header)")
+            (size,) = struct.unpack("<Q", prefix)
+            if size > file_size - 8:
+                raise CheckpointError(
+                    f"{path}: damaged safetensors file: its header length {size:,} exceeds the file size {file_size:,}",
+                    hint="the file is truncated or corrupt: download it again",
+                )
+            header = json.loads(fh.read(size))
+    except FileNotFoundError:
+        raise NotFoundError(f"weights file not found: {path}") from None
+    except (OSError, ValueError) as exc:  # JSON and Unicode errors are ValueErrors
         raise CheckpointError(f"{path}: not a safetensors file ({exc})") from None
+    if not isinstance(header, dict) or not all(isinstance(v, dict) for v in header.values()):
+        raise CheckpointError(f"{path}: not a safetensors file (its header is not a JSON object of tensors)")
+    data_size = file_size - 8 - size
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = meta.get("data_offsets")
+        if (
+            not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= data_size
+        ):
+            raise CheckpointError(
+                f"{path}: damaged safetensors file: tensor {name!r} has data offsets {offsets!r} outside "
+                f"its {data_size:,} data bytes",
+                hint="the file is truncated or corrupt: download it again",
+            )
+    return header
 
 
 def _read_with_bf16(path: Path, header: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -13,6 +13,9 @@ One entry point shared by the commands that run a pretrained encoder (``extract`
 - The weights are a TF1 checkpoint (prefix, ``.index`` file or directory) or HF safetensors
   (``model.safetensors``, a sharded ``.index.json``, or a folder holding one), told apart by the
   path, or by ``model_files.weights_format``.
+- Weight files are opened and checked (a damaged safetensors header, a missing or truncated TF1
+  data file) before the model is built; damaged TF1 tensors fail their checksum when read, every
+  one read before any is assigned (:mod:`bert_cli.engine.checkpoint_reader`).
 - Every encoder weight must be present (:class:`CheckpointError` otherwise) except the pooler,
   which some Hugging Face exports drop: a missing pooler is re-initialised randomly, with a
   warning, and listed in ``report.missing``. Checkpoint weights the encoder does not use (MLM/NSP
@@ -34,6 +37,7 @@ from ..errors import NotFoundError, UsageError
 from ..modelconfig import BertConfig, is_hf_config, read_model_config
 from ..models.policy import weights_format_of
 from .checkpoint import LoadReport, load_into, resolve_checkpoint
+from .checkpoint_reader import BundleReader
 from .model import BertModel, Initializer
 
 __all__ = [
@@ -82,16 +86,19 @@ def load_encoder(
         console.debug(f"built {config.num_hidden_layers}-layer encoder with random weights (no checkpoint)")
         return config, model, None
 
-    # Skip the (slow) random draws unless some weights may stay at their initial values.
-    model = BertModel(config, random_init=bool(allow_missing), compute_dtype=compute_dtype)
-    allowed = _allowed_prefixes(allow_missing)
+    # Damaged or missing weight files fail here, before the model is built.
     if fmt == "hf":
         from .hf_weights import find_weights_file, read_hf_weights
 
         weights_file = find_weights_file(checkpoint)
-        report = load_into(model, read_hf_weights(weights_file), allow_missing=allowed, description=str(weights_file))
+        source: Any = read_hf_weights(weights_file)
+        description: str | None = str(weights_file)
     else:
-        report = load_into(model, resolve_checkpoint(checkpoint), allow_missing=allowed)
+        source, description = resolve_checkpoint(checkpoint), None
+        BundleReader(source)  # index readable, data files present and not truncated
+    # Skip the (slow) random draws unless some weights may stay at their initial values.
+    model = BertModel(config, random_init=bool(allow_missing), compute_dtype=compute_dtype)
+    report = load_into(model, source, allow_missing=_allowed_prefixes(allow_missing), description=description)
     _init_missing_pooler(model, report)
     console.debug(report.summary())
     if report.optimizer:

@@ -76,9 +76,10 @@ from .. import console
 from ..errors import InputError, UsageError
 from ..fileio import atomic_write
 from ..modelconfig import BertConfig
-from ..text.tfrecord import decode_example, read_records
+from ..text.tfrecord import decode_example, read_records, verify_records
 from .checkpoint import GLOBAL_STEP, load_into, tf1_names
 from .checkpoint_manager import CheckpointManager
+from .checkpoint_reader import BundleReader
 from .heads import PretrainingHeads, mlm_loss, nsp_loss
 from .model import BertModel, check_inputs, check_seq_length
 
@@ -167,6 +168,21 @@ def inspect_input_files(
     if found is None:
         raise InputError(f"the input files hold no records: {', '.join(files)}", hint="check --input-file")
     return found
+
+
+VERIFY_MAX_BYTES = 1 << 30  # inputs up to 1 GiB in all are checksummed before training
+
+
+def verify_input_files(files: Sequence[str], max_bytes: int = VERIFY_MAX_BYTES) -> None:
+    """Check the framing and both crc32c of every record BEFORE training, when the files are
+    small enough (``max_bytes`` in all) to read through quickly; larger inputs are checked as
+    they are read (:func:`data_error` then names the damaged file). Raises :class:`InputError`
+    naming the file, record and byte offset."""
+    if sum(os.path.getsize(f) for f in files) > max_bytes:
+        console.debug(f"input files exceed {max_bytes} bytes: records are checksummed as they are read")
+        return
+    for path in files:
+        verify_records(path)
 
 
 def _first_record(path: str) -> bytes | None:
@@ -266,7 +282,11 @@ def check_first_batches(
     parse = make_parser(config, max_seq_length, max_predictions_per_seq, checks=False)
     ds = tf.data.TFRecordDataset(list(files)).batch(batch_size).take(num_batches).map(parse)
     vocab_hint = "the data was made with another vocabulary than the model's bert_config.json (vocab_size)"
-    for batch in ds.as_numpy_iterator():
+    try:
+        batches = list(ds.as_numpy_iterator())
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as exc:
+        raise data_error(exc, files) from None
+    for batch in batches:
         check_inputs(config, batch["input_ids"], batch["segment_ids"], batch["input_mask"], source=source)
         _check_range(batch["masked_lm_ids"], "masked_lm_ids", config.vocab_size, "vocab_size", source, vocab_hint)
         _check_range(batch["masked_lm_positions"], "masked_lm_positions", max_seq_length, "max_seq_length", source)
@@ -283,9 +303,18 @@ def _check_range(values: np.ndarray, what: str, limit: int, limit_name: str, sou
 
 
 def data_error(exc: tf.errors.OpError, files: Sequence[str]) -> InputError:
-    """Turn a failure of the input pipeline into an InputError naming the files."""
+    """Turn a failure of the input pipeline into an InputError naming the files (for damaged
+    records, the damaged file: TensorFlow's message has only the byte offset)."""
     text = str(exc)
     where = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} more)"
+    if isinstance(exc, tf.errors.DataLossError):
+        for path in files:
+            try:
+                verify_records(path)
+            except InputError as damaged:
+                return damaged
+        detail = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\].*$", "", text.splitlines()[0] if text else "")
+        return InputError(f"damaged TFRecord data ({detail or type(exc).__name__})", path=where)
     match = re.search(re.escape(_DATA_CHECK_TAG) + r": (\w+) outside \[0, (\d+)\)\] \[(-?\d+)\] \[(-?\d+)\]", text)
     if match:
         name, limit, lo, hi = match.groups()
@@ -763,11 +792,14 @@ def pretrain(plan: PretrainPlan, progress: Progress | None = None) -> dict[str, 
     if not plan.do_train and not plan.do_eval:
         raise UsageError("at least one of --do-train or --do-eval is required")
     inspect_input_files(plan.input_files, plan.max_seq_length, plan.max_predictions_per_seq)
+    verify_input_files(plan.input_files)
     check_seq_length(plan.bert_config, plan.max_seq_length)
+    if plan.init_checkpoint:
+        BundleReader(plan.init_checkpoint)  # missing or truncated files fail before the model is built
     run = _Run(plan, progress)
+    run.restore()  # before the output folder is made: a damaged checkpoint leaves nothing behind
     if run.runtime.is_chief:
         plan.output_dir.mkdir(parents=True, exist_ok=True)
-    run.restore()
     result: dict[str, Any] = {
         "output_dir": str(plan.output_dir),
         "device": run.runtime.banner,

@@ -49,6 +49,7 @@ from .. import console, rundir
 from ..errors import ConfigError, NotFoundError, UsageError
 from ..fileio import atomic_write, require_file
 from ..modelconfig import BertConfig, read_model_config
+from ..modelsize import check_fits
 from ..text import metrics as M
 from ..text.classifier_features import ClassifierFeatures, convert_examples, format_example_log, task_kind
 from ..text.tasks import Task, get_task
@@ -256,6 +257,7 @@ def resolve_model_source(c: FinetuneConfig) -> _ModelSource:
 
         checkpoint = resolve_checkpoint(checkpoint)
     config = _read_bert_config(Path(files.config_file))
+    check_fits(config, files.config_file, training=c.do_train, seq_length=c.max_seq_length)
     return _ModelSource(Path(files.vocab_file), config, checkpoint, files.weights_format, files.do_lower_case,
                         files.name)
 

@@ -39,6 +39,7 @@ from ..errors import UsageError
 from ..fileio import require_file
 from ..modelconfig import read_model_config
 from ..models.policy import weights_format_of
+from ..modelsize import check_fits
 from .make_pretrain_data import STDIN, expand_input_files
 
 __all__ = ["PretrainConfig", "run", "validate", "OPTIMIZERS"]
@@ -126,9 +127,9 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
     """
     validate(config)
     files = input_files(config.input_file)
-    bert_config = read_model_config(
-        require_file(config.bert_config_file, "bert config", hint="pass the model's bert_config.json")
-    )
+    config_file = require_file(config.bert_config_file, "bert config", hint="pass the model's bert_config.json")
+    bert_config = read_model_config(config_file)
+    check_fits(bert_config, config_file, training=config.do_train, seq_length=config.max_seq_length)
     from ..engine.checkpoint import resolve_checkpoint
     from ..engine.device import this_process_is_chief
     from ..engine.pretrain import PretrainPlan, pretrain
