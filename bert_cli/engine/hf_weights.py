@@ -238,6 +238,13 @@ def read_hf_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return out
 
 
+def check_weights_file(path: str | os.PathLike) -> None:
+    """Fail now (naming the file) when the safetensors file of ``path`` is missing or damaged."""
+    found = find_weights_file(path)
+    for part in _shards(found) if found.name.endswith(".index.json") else [found]:
+        _safetensors_header(part)
+
+
 def load_hf_into(modules: Any, path: str | os.PathLike, **kwargs: Any):
     """Load HF weights into a model/heads with :func:`checkpoint.load_into`'s checks."""
     from .checkpoint import load_into

@@ -794,8 +794,12 @@ def pretrain(plan: PretrainPlan, progress: Progress | None = None) -> dict[str, 
     inspect_input_files(plan.input_files, plan.max_seq_length, plan.max_predictions_per_seq)
     verify_input_files(plan.input_files)
     check_seq_length(plan.bert_config, plan.max_seq_length)
-    if plan.init_checkpoint:
+    if plan.init_checkpoint and plan.init_weights_format == "tf1":
         BundleReader(plan.init_checkpoint)  # missing or truncated files fail before the model is built
+    elif plan.init_checkpoint:
+        from .hf_weights import check_weights_file
+
+        check_weights_file(plan.init_checkpoint)
     run = _Run(plan, progress)
     run.restore()  # before the output folder is made: a damaged checkpoint leaves nothing behind
     if run.runtime.is_chief:
