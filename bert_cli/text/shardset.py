@@ -9,9 +9,10 @@ included, removes all of them: nothing visible changes. On success :meth:`Output
 
 1. flushes and syncs every file (still under its temporary name);
 2. writes the manifest with ``"complete": false``;
-3. removes stale files of an earlier run: those the previous manifest lists, and those whose
-   name the output pattern produces exactly, that this run does not write (and the hidden
-   temporary files of these names that a killed run left);
+3. removes stale files of an earlier run: TFRecord (or empty) files in the manifest's folder
+   that the previous manifest lists, or whose name the output pattern produces exactly, and
+   that this run does not write (and the hidden temporary files of these names that a killed
+   run left);
 4. renames every file onto its name;
 5. rewrites the manifest with ``"complete": true`` -- last.
 
@@ -54,7 +55,7 @@ from typing import Callable, Iterable
 
 from ..errors import InputError, NotFoundError
 from ..fileio import atomic_write, write_error
-from .tfrecord import TFRecordWriter
+from .tfrecord import TFRecordWriter, looks_like_tfrecord
 
 __all__ = ["MANIFEST_FORMAT", "OutputSet", "manifest_path", "pattern_matcher", "check_record_files"]
 
@@ -109,6 +110,16 @@ def _fingerprint(path: str | os.PathLike) -> dict:
         head = fh.read(HEAD_BYTES)
         size = os.fstat(fh.fileno()).st_size
     return {"bytes": size, "head_sha256": hashlib.sha256(head).hexdigest()}
+
+
+def _is_record_file(path: Path) -> bool:
+    """A plain file that is empty or starts like a TFRecord (the only kind removed as stale)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return path.is_file() and (not head or looks_like_tfrecord(head))
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -207,7 +218,10 @@ class OutputSet:
         if self.pattern and folder.is_dir():
             stale += [p for p in sorted(folder.iterdir()) if self._matches(p.name)]
         keep = {os.path.abspath(w.path) for w in self.writers}
-        stale = [p for p in dict.fromkeys(stale) if os.path.abspath(p) not in keep and p.is_file()]
+        stale = [
+            p for p in dict.fromkeys(stale)
+            if os.path.abspath(p) not in keep and _same(p.parent, folder) and _is_record_file(p)
+        ]
         # hidden temporary files of these names left by a killed run (kill -9, power loss)
         names = {p.name for p in [*stale, *(w.path for w in self.writers), self.manifest, Path(self.name)]}
         ours = {os.path.abspath(w.temp_path) for w in self.writers if w.temp_path}
