@@ -64,6 +64,10 @@ class InputError(BertError):
         self.line = line
 
 
+class OutputError(BertError):
+    """A file that could not be written (disk full, read-only folder ...); names the file."""
+
+
 class ConfigError(BertError):
     """An invalid model configuration (bert_config.json / config.json)."""
 

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-from .errors import NotFoundError
+from .errors import NotFoundError, OutputError
 
 
 @contextlib.contextmanager
@@ -18,9 +18,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     A crash or an exception leaves no half-written ``path`` behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+    fd, tmp = temp_file_beside(path)
     try:
         kwargs = {} if "b" in mode else {"encoding": encoding, "newline": ""}
         with os.fdopen(fd, mode, **kwargs) as fh:
@@ -40,6 +38,22 @@ def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     os.chmod(path, 0o777 & ~_umask())
     return path
+
+
+def temp_file_beside(path: str | os.PathLike) -> tuple[int, str]:
+    """``(fd, name)`` of a new hidden ``.NAME.XXXX.tmp`` file in ``path``'s folder (created if
+    needed), with the usual permissions (``0666 & ~umask``; ``mkstemp`` alone makes ``0600``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_umask())
+    return fd, tmp
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> OutputError:
+    """The typed error for an OSError met while writing ``path`` (disk full, read-only ...)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return OutputError(f"cannot write {path}: {reason}")
 
 
 def _umask() -> int:

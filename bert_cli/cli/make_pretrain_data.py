@@ -13,7 +13,7 @@ from . import options
 
 
 def _progress():
-    """Throttled one-line progress on stderr (documents, instances, MB/s)."""
+    """Throttled one-line progress on stderr; each line says only what is known in its phase."""
     from .. import console
 
     last = [0.0]
@@ -23,12 +23,24 @@ def _progress():
         if event.get("phase") != "done" and now - last[0] < 2.0:
             return
         last[0] = now
-        console.info(
-            f"{event.get('phase', '')}: {event.get('documents', 0)} documents, "
-            f"{event.get('instances', 0)} instances, {event.get('mb_per_s', 0.0):.2f} MB/s"
-        )
+        console.info(progress_line(event))
 
     return show
+
+
+def progress_line(event: dict) -> str:
+    """The progress line of one event of :func:`bert_cli.ops.make_pretrain_data.run`."""
+    phase, docs, made = event.get("phase", ""), event.get("documents", 0), event.get("instances", 0)
+    speed = f"{event.get('mb_per_s', 0.0):.2f} MB/s"
+    if phase == "read":
+        return f"reading: {docs} documents, {speed}"
+    if phase == "create":
+        return f"making instances: {docs}/{event.get('total_documents', '?')} documents, {made} instances"
+    if phase == "write":
+        return f"writing: {made}/{event.get('total_instances', '?')} instances"
+    if phase == "shard":
+        return f"shard {event.get('shards', 0)}: {docs} documents, {made} instances written, {speed}"
+    return f"{phase}: {docs} documents, {made} instances, {speed}"
 
 
 def make_pretrain_data(

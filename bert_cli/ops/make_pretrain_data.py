@@ -19,26 +19,35 @@ shuffled/drawn within a shard. Output files:
 * a pattern alone: one file per shard, ``pattern % i`` numbered in shard order;
 * one plain file with ``K``: ``stem-00000-of-0000K.suffix`` ..., round-robin;
 * a list of plain files: round-robin over them.
+
+In both modes the output files appear all together or not at all, with a manifest
+(``.NAME.manifest.json``) written last: see :mod:`bert_cli.text.shardset`. An interrupt or an
+error leaves no temporary file. Worker processes ignore Ctrl-C and die with the parent
+(:mod:`bert_cli.workers`). Inputs that are outputs of the same run are refused, and so are
+inputs that are not text (TFRecords, binary files).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import os
 import random
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator
 
 from .. import console
-from ..errors import BertError, InputError, NotFoundError, UsageError
+from ..errors import InputError, NotFoundError, UsageError
 from ..fileio import require_file
 from ..text import pretraining as pt
-from ..text.tfrecord import CRC32C_IMPLEMENTATION, TFRecordWriter
+from ..text.shardset import OutputSet, manifest_path
+from ..text.sniff import HEAD_BYTES, check_text, read_head
+from ..text.tfrecord import CRC32C_IMPLEMENTATION
+from .shard_pool import shard_results
 
 __all__ = ["MakePretrainDataConfig", "run", "expand_input_files", "output_paths", "is_sharded"]
 
@@ -116,6 +125,8 @@ def _check_pattern(pattern: str) -> None:
         ) from None
     if a == b:
         raise UsageError(f"output pattern {pattern!r} gives the same name for every shard")
+    if os.path.dirname(a) != os.path.dirname(b):
+        raise UsageError(f"output pattern {pattern!r}: the shard number must be in the file name, not the folder")
 
 
 def is_sharded(config: MakePretrainDataConfig) -> bool:
@@ -177,6 +188,38 @@ def output_paths(config: MakePretrainDataConfig) -> list[Path] | str:
     return [Path(o) for o in outputs]
 
 
+def output_set(config: MakePretrainDataConfig) -> OutputSet:
+    """The run's :class:`OutputSet`: its planned files, manifest and file-name pattern."""
+    outputs = _split(config.output_files)
+    paths = output_paths(config)
+    first = Path(outputs[0])
+    if isinstance(paths, str) or _is_pattern(outputs[0]):
+        pattern: str | None = first.name  # stale shards: any name of the pattern
+    elif len(paths) > 1 and len(outputs) == 1:  # stem-00000-of-0000K.suffix
+        suffix = "".join(first.suffixes)
+        pattern = f"{first.name[: len(first.name) - len(suffix)]}-%05d-of-%05d{suffix}"
+    else:
+        pattern = None
+    options = {
+        f.name: str(getattr(config, f.name)) if isinstance(getattr(config, f.name), Path) else getattr(config, f.name)
+        for f in dataclasses.fields(config)
+    }
+    return OutputSet(manifest_path(first), pattern, options, files=[] if isinstance(paths, str) else paths)
+
+
+def check_inputs(inputs: list[str], outputs: OutputSet) -> None:
+    """UsageError for an input that this run writes; InputError for one that is not text."""
+    for name in inputs:
+        if name != STDIN and outputs.claims(name):
+            raise UsageError(
+                f"input file {name} is also an output of this run",
+                hint="write --output-file to another file or folder, or narrow --input-file",
+            )
+    for name in inputs:
+        if name != STDIN:
+            check_text(name, read_head(name))
+
+
 def load_tokenizer(config: MakePretrainDataConfig):
     """The FullTokenizer and its VocabIds; NotFoundError / InputError for a bad vocabulary."""
     from ..text.tokenization import FullTokenizer
@@ -215,7 +258,10 @@ class _Reader:
         for name in self.inputs:
             if name == STDIN:
                 stream = self.stdin if self.stdin is not None else sys.stdin
-                yield "<stdin>", self._lines(getattr(stream, "buffer", stream))
+                stream = getattr(stream, "buffer", stream)
+                if hasattr(stream, "peek"):
+                    check_text("<stdin>", stream.peek(HEAD_BYTES)[:HEAD_BYTES])
+                yield "<stdin>", self._lines(stream)
             else:
                 with open(name, "rb") as fh:
                     yield name, self._lines(fh)
@@ -261,14 +307,18 @@ def run(
     """
     validate(config)
     inputs = expand_input_files(config.input_files)
+    outputs = output_set(config)
+    check_inputs(inputs, outputs)
     tokenizer, vocab = load_tokenizer(config)
     started = time.perf_counter()
     reader = _Reader(inputs, stdin)
-    if is_sharded(config):
-        summary = _run_sharded(config, reader, tokenizer, vocab, progress, started)
-    else:
-        summary = _run_exact(config, reader, tokenizer, vocab, progress, started)
+    with outputs:  # any exception (Ctrl-C included) removes every temporary file
+        if is_sharded(config):
+            summary = _run_sharded(config, reader, tokenizer, vocab, progress, started, outputs)
+        else:
+            summary = _run_exact(config, reader, tokenizer, vocab, progress, started, outputs)
     summary.update(
+        manifest=str(outputs.manifest),
         input_files=inputs,
         bytes_read=reader.bytes,
         invalid_utf8_lines=reader.invalid_utf8_lines,
@@ -306,115 +356,65 @@ def _summary(mode: str, stats: pt.Stats, files: list[str], records_per_file: lis
     return out
 
 
-def _run_exact(config, reader, tokenizer, vocab, progress, started) -> dict:
+def _run_exact(config, reader, tokenizer, vocab, progress, started, outputs: OutputSet) -> dict:
     """The original algorithm, whole corpus in memory, one rng."""
     options = config.options
     paths = output_paths(config)
     assert not isinstance(paths, str)
+    writers = [outputs.open(p) for p in paths]
 
     all_documents: list[list[list[int]]] = []
     for document in reader.documents():
         all_documents.extend(pt.tokenize_documents([document], tokenizer, tokenizer.vocab))
         if len(all_documents) % 1000 == 0:
-            _report(progress, started, reader, phase="read", documents=len(all_documents), instances=0)
+            _report(progress, started, reader, phase="read", documents=len(all_documents))
     if not all_documents:
         raise _empty_corpus(reader.inputs)
     if len(all_documents) == 1:
         _warn_single_document()
     n_docs = len(all_documents)
 
-    def on_document(done: int) -> None:
+    def on_document(done: int, made: int) -> None:
         _report(
             progress, started, reader, phase="create", documents=done,
-            total_documents=n_docs * options.dupe_factor, instances=0,
+            total_documents=n_docs * options.dupe_factor, instances=made,
         )
 
     rng = random.Random(config.random_seed)
     records, stats = pt.create_training_records(all_documents, options, vocab, rng, on_document)
     del all_documents
-    with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(TFRecordWriter(p)) for p in paths]
-        for i, record in enumerate(records):
-            writers[i % len(writers)].write_framed(record)
-            if (i + 1) % 20000 == 0:
-                _report(progress, started, reader, phase="write", documents=n_docs, instances=i + 1)
+    for i, record in enumerate(records):
+        writers[i % len(writers)].write_framed(record)
+        if (i + 1) % 20000 == 0:
+            _report(
+                progress, started, reader, phase="write", documents=n_docs, instances=i + 1,
+                total_instances=stats.instances,
+            )
+    outputs.commit()
     _report(progress, started, reader, phase="done", documents=n_docs, instances=stats.instances)
     return _summary("exact", stats, [str(p) for p in paths], [w.records for w in writers])
 
 
-def _shard_results(config, reader, tokenizer, vocab) -> Iterator[pt.ShardResult]:
-    """Shard results in shard order; in a process pool (bounded in-flight) when workers > 1."""
-    shard_chars = max(1, int(config.shard_size_mb * 1e6))
-    shards = pt.iter_shards(reader.documents(), shard_chars)
-    options, seed = config.options, config.random_seed
-    if config.workers == 1:
-        for index, documents in enumerate(shards):
-            yield pt.process_shard(index, documents, seed, options, tokenizer, vocab)
-        return
-
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    pool = ProcessPoolExecutor(
-        config.workers,
-        mp_context=_mp_context(),
-        initializer=pt.init_worker,
-        initargs=(str(config.vocab_file), config.do_lower_case, options),
-    )
-    pending: deque = deque()
-    try:
-        max_in_flight = 2 * config.workers  # bounds memory: raw shards in, records out
-        for index, documents in enumerate(shards):
-            pending.append(pool.submit(pt.worker_process_shard, (index, documents, seed)))
-            del documents
-            while len(pending) >= max_in_flight:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    except BrokenProcessPool as exc:
-        raise BertError(
-            f"a worker process died ({exc}); out of memory?",
-            hint="retry with fewer --workers or a smaller --shard-size-mb",
-        ) from None
-    finally:
-        for future in pending:
-            future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _mp_context():
-    """``spawn`` (safe with threads), unless ``__main__`` cannot be re-imported by a child
-    (a script read from stdin), where ``fork`` is the only start method that works."""
-    import multiprocessing
-
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    if main_file and not os.path.isfile(main_file) and "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
-
-
-def _run_sharded(config, reader, tokenizer, vocab, progress, started) -> dict:
+def _run_sharded(config, reader, tokenizer, vocab, progress, started, outputs: OutputSet) -> dict:
     """Streamed shards, processed independently, written in shard order."""
     paths = output_paths(config)
     stats = pt.Stats()
     shards = 0
     files: list[str] = []
     records_per_file: list[int] = []
-    with contextlib.ExitStack() as stack:
-        writers = (
-            [] if isinstance(paths, str) else [stack.enter_context(TFRecordWriter(p)) for p in paths]
-        )
-        next_writer = 0
-        results = stack.enter_context(contextlib.closing(_shard_results(config, reader, tokenizer, vocab)))
+    writers = [] if isinstance(paths, str) else [outputs.open(p) for p in paths]
+    next_writer = 0
+    results = shard_results(config, reader.documents(), tokenizer, vocab, outputs.manifest.parent, outputs.name)
+    with contextlib.closing(results):
         for result in results:
             shards += 1
             stats.add(result.stats)
             if isinstance(paths, str):
                 if result.sizes:
-                    path = Path(paths % len(files))
-                    with TFRecordWriter(path) as writer:
-                        writer.write_framed(result.data, len(result.sizes))
-                    files.append(str(path))
+                    writer = outputs.open(Path(paths % len(files)))
+                    writer.write_framed(result.data, len(result.sizes))
+                    writer.finish()  # closed, still under its temporary name
+                    files.append(str(writer.path))
                     records_per_file.append(len(result.sizes))
             else:
                 for record in result.records:
@@ -425,14 +425,15 @@ def _run_sharded(config, reader, tokenizer, vocab, progress, started) -> dict:
                 progress, started, reader, phase="shard", shards=shards,
                 documents=stats.documents, instances=stats.instances,
             )
-        if stats.instances == 0:
-            raise _empty_corpus(reader.inputs)  # the ExitStack aborts the writers: no files
-        if writers:
-            files = [str(w.path) for w in writers]
-            records_per_file = [w.records for w in writers]
-            empty = sum(1 for n in records_per_file if n == 0)
-            if empty:
-                console.warn(f"{empty} of {len(writers)} output files got no instance (more files than instances)")
+    if stats.instances == 0:
+        raise _empty_corpus(reader.inputs)  # the caller's OutputSet removes the temporary files
+    if writers:
+        files = [str(w.path) for w in writers]
+        records_per_file = [w.records for w in writers]
+        empty = sum(1 for n in records_per_file if n == 0)
+        if empty:
+            console.warn(f"{empty} of {len(writers)} output files got no instance (more files than instances)")
+    outputs.commit()
     if stats.documents == 1:
         _warn_single_document()
     elif stats.single_document_shards:

@@ -40,6 +40,7 @@ from ..fileio import require_file
 from ..modelconfig import read_model_config
 from ..models.policy import weights_format_of
 from ..modelsize import check_fits
+from ..text.shardset import check_record_files
 from .make_pretrain_data import STDIN, expand_input_files
 
 __all__ = ["PretrainConfig", "run", "validate", "OPTIMIZERS"]
@@ -109,10 +110,12 @@ def validate(config: PretrainConfig) -> None:
 
 
 def input_files(spec: str) -> list[str]:
-    """The TFRecord files named by ``spec`` (comma list, globs sorted); stdin is refused."""
+    """The TFRecord files named by ``spec`` (comma list, globs sorted); stdin is refused, and
+    files of a make-pretrain-data shard set are checked against its manifest."""
     files = expand_input_files([spec])
     if STDIN in files:
         raise UsageError("--input-file cannot be stdin for pretraining", hint="pass TFRecord files or a glob")
+    check_record_files(files)  # a shard set of make-pretrain-data must be whole and of one run
     return files
 
 

@@ -648,9 +648,11 @@ def create_training_records(
     options: PretrainOptions,
     vocab: VocabIds,
     rng: random.Random,
-    on_document: Callable[[int], None] | None = None,
+    on_document: Callable[[int, int], None] | None = None,
 ) -> tuple[list[bytes], Stats]:
     """Exact mode: the framed TFRecords of all instances, in the original's output order.
+
+    ``on_document(documents_done, instances_made)`` is called every 1000 documents processed.
 
     Each instance is serialized as soon as it is made (serializing draws nothing from the rng,
     and the final shuffle draws the same numbers whatever the list holds), so only the compact
@@ -662,7 +664,8 @@ def create_training_records(
     records: list[bytes] = []
     append = records.append
     tokens = masked = random_next = 0
-    for inst in _iter_instances(all_documents, options, vocab, rng, on_document):
+    counted = None if on_document is None else (lambda done: on_document(done, len(records)))
+    for inst in _iter_instances(all_documents, options, vocab, rng, counted):
         tokens += len(inst.input_ids)
         masked += len(inst.masked_lm_positions)
         random_next += inst.is_random_next

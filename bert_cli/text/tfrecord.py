@@ -23,11 +23,11 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import IO, Iterator, Mapping, Sequence
 
 from ..errors import InputError
+from ..fileio import temp_file_beside, write_error
 
 __all__ = [
     "Feature",
@@ -45,6 +45,7 @@ __all__ = [
     "masked_crc32c",
     "crc32c",
     "TFRecordWriter",
+    "looks_like_tfrecord",
     "read_records",
     "verify_records",
     "CRC32C_IMPLEMENTATION",
@@ -385,20 +386,31 @@ def frame_record(data: bytes) -> bytes:
 class TFRecordWriter:
     """Write TFRecords to ``path`` atomically.
 
-    Records go to a temporary file beside ``path``; :meth:`close` renames it onto ``path``.
+    Records go to a hidden temporary file beside ``path`` (permissions ``0666 & ~umask``);
+    :meth:`close` renames it onto ``path``. For a set of files that must appear together,
+    :meth:`finish` each (flush, sync, close) and then :meth:`publish` each (rename).
     Leaving a ``with`` block by an exception, or calling :meth:`abort`, removes the temporary
-    file, so a crash never leaves a half-written or empty ``path`` behind.
+    file, so a crash never leaves a half-written or empty ``path`` behind. An ``OSError``
+    (disk full, read-only folder ...) removes it too and is raised as
+    :class:`~bert_cli.errors.OutputError` naming ``path``.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        self._fh: IO[bytes] | None = os.fdopen(fd, "wb", buffering=1 << 20)
+        self._tmp: str | None = None
+        self._fh: IO[bytes] | None = None
+        try:
+            fd, self._tmp = temp_file_beside(self.path)
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
+        self._fh = os.fdopen(fd, "wb", buffering=1 << 20)
         self.records = 0
         self.bytes = 0
+
+    @property
+    def temp_path(self) -> str | None:
+        """The temporary file (until :meth:`publish` or :meth:`abort`)."""
+        return self._tmp
 
     def write(self, record: bytes) -> None:
         """Append one record (a serialized Example, or any bytes)."""
@@ -408,34 +420,57 @@ class TFRecordWriter:
         """Append bytes already framed by :func:`frame_record` (``count`` records)."""
         if self._fh is None:
             raise ValueError(f"TFRecordWriter for {self.path} is closed")
-        self._fh.write(framed)
+        with self._failing():
+            self._fh.write(framed)
         self.records += count
         self.bytes += len(framed)
 
-    def close(self) -> None:
-        """Flush, sync and rename the temporary file onto ``path``."""
-        if self._fh is None:
-            return
-        fh, self._fh = self._fh, None
+    @contextlib.contextmanager
+    def _failing(self) -> Iterator[None]:
+        """On any exception: discard the temporary file; an OSError becomes OutputError."""
         try:
-            fh.flush()
-            os.fsync(fh.fileno())
-            fh.close()
-            os.replace(self._tmp, self.path)
+            yield
+        except OSError as exc:
+            self.abort()
+            raise write_error(self.path, exc) from None
         except BaseException:
-            fh.close()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._tmp)
+            self.abort()
             raise
 
-    def abort(self) -> None:
-        """Discard everything written; ``path`` is left as it was."""
+    def finish(self) -> None:
+        """Flush and sync the records into the temporary file and close it (not yet visible)."""
         if self._fh is None:
             return
+        with self._failing():
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            fh, self._fh = self._fh, None
+            fh.close()
+
+    def publish(self) -> None:
+        """:meth:`finish`, then rename the temporary file onto ``path``."""
+        self.finish()
+        if self._tmp is None:
+            return
+        with self._failing():
+            os.replace(self._tmp, self.path)
+            self._tmp = None
+
+    def close(self) -> None:
+        """Flush, sync and rename the temporary file onto ``path``."""
+        self.publish()
+
+    def abort(self) -> None:
+        """Discard everything written (always removes the temporary file); ``path`` is left as
+        it was."""
         fh, self._fh = self._fh, None
-        fh.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._tmp)
+        if fh is not None:
+            with contextlib.suppress(OSError):  # a failing flush (disk full): the fd still closes
+                fh.close()
+        tmp, self._tmp = self._tmp, None
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     def __enter__(self) -> "TFRecordWriter":
         return self
@@ -449,6 +484,13 @@ class TFRecordWriter:
     def __del__(self) -> None:  # a writer dropped without close() leaves nothing behind
         with contextlib.suppress(Exception):
             self.abort()
+
+
+def looks_like_tfrecord(head: bytes) -> bool:
+    """Whether ``head`` (the first bytes of a file) starts with a valid TFRecord header."""
+    if len(head) < 12:
+        return False
+    return masked_crc32c(head[:8]) == struct.unpack("<I", head[8:12])[0]
 
 
 def read_records(path: str | os.PathLike) -> Iterator[bytes]:
