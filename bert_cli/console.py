@@ -2,12 +2,14 @@
 
 Use :func:`info`, :func:`warn`, :func:`debug` for messages and :func:`progress` for a rich
 progress bar that only shows on a terminal and honours ``--quiet``/``--no-progress``.
-``NO_COLOR`` is honoured by rich itself.
+``NO_COLOR`` (set and not empty, as https://no-color.org says) turns every text style off, not
+only colours: rich alone would still print bold (``ESC[1m``) around ``error:`` lines.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from typing import Iterator
 
@@ -22,7 +24,8 @@ def stderr():
     if _console is None or _console.file is not sys.stderr:
         from rich.console import Console
 
-        _console = Console(stderr=True, highlight=False, soft_wrap=True)
+        plain = {"color_system": None} if os.environ.get("NO_COLOR", "") != "" else {}
+        _console = Console(stderr=True, highlight=False, soft_wrap=True, **plain)
     return _console
 
 

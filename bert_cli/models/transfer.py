@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import __version__
-from ..errors import ChecksumError, DownloadError
+from ..errors import ChecksumError, DownloadError, UsageError
 
 CHUNK = 256 * 1024
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -70,13 +70,10 @@ class RetryPolicy:
     def from_env(cls, **overrides) -> "RetryPolicy":
         """Defaults, then ``BERT_DOWNLOAD_RETRIES``/``_BACKOFF``/``_TIMEOUT``, then ``overrides``."""
         values: dict = {}
-        env = os.environ
-        if env.get("BERT_DOWNLOAD_RETRIES"):
-            values["retries"] = int(env["BERT_DOWNLOAD_RETRIES"])
-        if env.get("BERT_DOWNLOAD_BACKOFF"):
-            values["backoff"] = float(env["BERT_DOWNLOAD_BACKOFF"])
-        if env.get("BERT_DOWNLOAD_TIMEOUT"):
-            values["read_timeout"] = float(env["BERT_DOWNLOAD_TIMEOUT"])
+        for field_name, var, *rule in _ENV_SETTINGS:
+            text = os.environ.get(var, "").strip()
+            if text:
+                values[field_name] = _env_number(var, text, *rule)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -85,6 +82,28 @@ class RetryPolicy:
         if retry_after and retry_after.strip().isdigit():
             return min(float(retry_after), self.max_backoff)
         return min(self.backoff * (2 ** (attempt - 1)), self.max_backoff)
+
+
+# RetryPolicy field, environment variable, type, zero allowed, what it must be, an example value
+_ENV_SETTINGS = (
+    ("retries", "BERT_DOWNLOAD_RETRIES", int, True, "a whole number of retries, 0 or more", "5"),
+    ("backoff", "BERT_DOWNLOAD_BACKOFF", float, True, "a number of seconds, 0 or more", "1"),
+    ("read_timeout", "BERT_DOWNLOAD_TIMEOUT", float, False, "a number of seconds above 0", "60"),
+)
+
+
+def _env_number(var: str, text: str, kind: type, zero_ok: bool, what: str, example: str) -> int | float:
+    """``text`` (the value of ``$var``) as ``kind``; UsageError naming the variable when it is
+    not a finite number in range."""
+    import math
+
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        raise UsageError(f"{var} must be {what}, not {text!r}", hint=f"unset {var} for the default, or set e.g. {var}={example}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,7 @@ def run_download(config: DownloadConfig) -> DownloadReport:
         raise UsageError("name a model or dataset", hint="bert download --list")
     if config.action == "fetch":
         _check_fetch_options(config)
+        transfer.RetryPolicy.from_env()  # a malformed BERT_DOWNLOAD_* is a usage error before anything is touched
         cache.check_writable()  # before any transfer
     with _os_errors_named():
         if config.action == "remove":
