@@ -245,3 +245,39 @@ def test_finetune_interrupted_then_rerun_equals_an_uninterrupted_run(user, task_
     reference = read_tensors(user.cwd / "full" / "model.ckpt-32")
     for name in reference:
         np.testing.assert_array_equal(ours[name], reference[name], err_msg=name)
+
+
+# ----------------------------------------------------------------------------- SQuAD
+
+
+def test_squad_kill_9_then_rerun_equals_an_uninterrupted_run(user, shared_data):
+    data = shared_data / "squad" / "subsets" / "allennlp-models_squad.json"
+    if not data.is_file():
+        pytest.skip(f"{data} not found")
+    (user.cwd / "tiny.json").write_text(json.dumps({**TINY_PRETRAIN_CONFIG, "max_position_embeddings": 128,
+                                                     "hidden_size": 16}))
+    vocab = ROOT / "bert_cli" / "resources" / "uncased_vocab.txt"
+
+    def args(out: str) -> list[str]:
+        return ["finetune", "squad", "--train-file", user.rel(data), "--vocab-file", user.rel(vocab),
+                "--bert-config-file", "tiny.json", "-o", out, "--do-train", "--first-answer-only",
+                "--max-seq-length", "128", "--doc-stride", "64", "--max-query-length", "32",
+                "--train-batch-size", "2", "--num-train-epochs", "12", "--learning-rate", "2e-3",
+                "--save-checkpoints-steps", "5", "--seed", "1", "--device", "cpu"]
+
+    full = user.run(*args("full"))
+    assert full.returncode == 0, full.stderr
+    final = max(int(p.rsplit("-", 1)[1]) for p in checkpoint_state(user.cwd / "full"))
+    proc = user.popen(*args("run"))
+    run = user.cwd / "run"
+    wait_for(lambda: any(int(p.rsplit("-", 1)[1]) >= 10 for p in checkpoint_state(run)), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    cut = max(int(p.rsplit("-", 1)[1]) for p in checkpoint_state(run))
+    assert cut < final
+    again = user.run(*args("run"))
+    assert again.returncode == 0, again.stderr
+    assert re.search(rf"resuming from \S*run/model\.ckpt-{cut}\b", again.stderr), again.stderr
+    ours, reference = read_tensors(run / f"model.ckpt-{final}"), read_tensors(user.cwd / "full" / f"model.ckpt-{final}")
+    for name in reference:
+        np.testing.assert_array_equal(ours[name], reference[name], err_msg=name)
