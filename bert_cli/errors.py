@@ -78,3 +78,7 @@ class DownloadError(BertError):
 
 class ChecksumError(DownloadError):
     """A file whose sha256 does not match the expected value."""
+
+
+class OutputError(BertError):
+    """An output file or folder that cannot be written (a directory, a read-only place, a full disk)."""

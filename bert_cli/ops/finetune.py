@@ -47,7 +47,7 @@ import numpy as np
 
 from .. import console
 from ..errors import BertError, ConfigError, NotFoundError, UsageError
-from ..fileio import atomic_write, require_file
+from ..fileio import atomic_write, check_output_dir, require_file
 from ..modelconfig import BertConfig, read_model_config
 from ..text import metrics as M
 from ..text.classifier_features import ClassifierFeatures, convert_examples, format_example_log, task_kind
@@ -725,6 +725,7 @@ def run(config: FinetuneConfig, progress: Progress | None = None) -> dict[str, A
     """
     c = config
     _check_options(c)
+    check_output_dir(c.output_dir)
     source = resolve_model_source(c)
     from ..engine.model import check_seq_length
 

@@ -36,7 +36,7 @@ from typing import IO, Callable, Iterable, Iterator
 
 from .. import console
 from ..errors import BertError, InputError, NotFoundError, UsageError
-from ..fileio import require_file
+from ..fileio import check_writable_file, require_file
 from ..text import pretraining as pt
 from ..text.tfrecord import CRC32C_IMPLEMENTATION, TFRecordWriter
 
@@ -260,6 +260,8 @@ def run(
     ``total_documents`` while creating instances in exact mode, ``shards`` in sharded mode).
     """
     validate(config)
+    for output in _split(config.output_files):
+        check_writable_file(output)
     inputs = expand_input_files(config.input_files)
     tokenizer, vocab = load_tokenizer(config)
     started = time.perf_counter()

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UsageError
-from ..fileio import require_file
+from ..fileio import check_output_dir, require_file
 from ..modelconfig import read_model_config
 from .make_pretrain_data import STDIN, expand_input_files
 
@@ -123,6 +123,7 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
     :func:`bert_cli.engine.pretrain.pretrain`.
     """
     validate(config)
+    check_output_dir(config.output_dir)
     files = input_files(config.input_file)
     bert_config = read_model_config(
         require_file(config.bert_config_file, "bert config", hint="pass the model's bert_config.json")
