@@ -68,13 +68,7 @@ def pipeline(user, command: str, timeout: float = 120):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         pytest.fail(f"`{command}` hung (more than {timeout}s)")
-    deadline = time.monotonic() + 5
-    while session_members(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = session_members(proc.pid)
-    if left:
-        os.killpg(proc.pid, signal.SIGKILL)
-    assert not left, f"processes left behind by `{command}`: {left}"
+    assert_none_left(proc.pid)
     return proc.returncode, out, err
 
 
@@ -101,9 +95,19 @@ def interrupt_when(user, args: list[str], ready, sig: int, settle: float = 0.5, 
                 proc.wait()
     stderr = log.read_text(errors="replace")
     log.unlink()
-    time.sleep(0.2)
-    assert not session_members(proc.pid), "processes left behind"
+    assert_none_left(proc.pid)
     return rc, stderr
+
+
+def assert_none_left(sid: int, wait: float = 10) -> None:
+    """No process of session ``sid`` outlives the run (killed, then the test fails, if one does)."""
+    deadline = time.monotonic() + wait
+    while session_members(sid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = session_members(sid)
+    if left:
+        os.killpg(sid, signal.SIGKILL)
+    assert not left, f"processes left behind: {left}"
 
 
 @pytest.fixture
@@ -278,12 +282,9 @@ def test_tokenize_workers_sigterm_exits_130_and_stops_the_workers(user):
                 proc.wait()
     finally:
         os.close(reader)
+    assert_none_left(proc.pid)
     assert rc == 130, log.read_text()
     assert "Traceback" not in log.read_text()
-    deadline = time.monotonic() + 10
-    while session_members(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert session_members(proc.pid) == []
 
 
 # --- 4. ordinary OS errors: one clear line naming the file, before the work ------------------------
