@@ -65,7 +65,8 @@ class InputError(BertError):
 
 
 class OutputError(BertError):
-    """A file that could not be written (disk full, read-only folder ...); names the file."""
+    """An output file or folder that cannot be written (a directory, a read-only place, a full
+    disk); names the file."""
 
 
 class ConfigError(BertError):

@@ -1,14 +1,21 @@
-"""Small file helpers shared by every command (no TensorFlow)."""
+"""Small file helpers shared by every command (no TensorFlow).
+
+:func:`atomic_write` writes a file under a temporary name and renames it on success;
+:func:`check_writable_file` / :func:`check_output_dir` fail early (before any work) when an
+output cannot be written: an ``-o`` that is a directory, an ``--output-dir`` that is a file,
+a parent that is a file, a read-only or unwritable folder.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-from .errors import NotFoundError, OutputError
+from .errors import BertError, NotFoundError, OutputError
 
 
 @contextlib.contextmanager
@@ -26,9 +33,23 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as err:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename in (None, tmp):
+            err.filename = str(path)  # a full disk names the file the user asked for, not the temp
+        raise
+
+
+@contextlib.contextmanager
+def naming_errors(name: str | os.PathLike) -> Iterator[None]:
+    """Give an OSError raised inside without a file name (a full disk on ``write``) ``name``,
+    so its message can say which file could not be written."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(name)
         raise
 
 
@@ -50,10 +71,38 @@ def temp_file_beside(path: str | os.PathLike) -> tuple[int, str]:
     return fd, tmp
 
 
-def write_error(path: str | os.PathLike, exc: OSError) -> OutputError:
-    """The typed error for an OSError met while writing ``path`` (disk full, read-only ...)."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    return OutputError(f"cannot write {path}: {reason}")
+#: errno values that can only come from writing (so the message says "cannot write FILE").
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG})
+_HINTS = {
+    errno.ENOSPC: "free some disk space, or write to another disk",
+    errno.EDQUOT: "free some disk space (disk quota exceeded), or write to another disk",
+    errno.EROFS: "write to a writable folder",
+    errno.EACCES: "check the file's and its folder's permissions",
+    errno.EPERM: "check the file's and its folder's permissions",
+}
+
+
+def os_error(err: OSError) -> BertError:
+    """An ordinary OS failure as a typed error naming the file (the one mapping, used by the CLI
+    for whatever reaches it and by writers that know their file): ``cannot write FILE: No space
+    left on device``, ``FILE: Is a directory``, ``FILE: Permission denied``, ..."""
+    reason = err.strerror or str(err) or type(err).__name__
+    name = err.filename
+    if name is not None and err.filename2 is not None:
+        name = f"{name} -> {err.filename2}"
+    hint = _HINTS.get(err.errno)
+    if err.errno in _WRITE_ERRNOS:
+        return OutputError(f"cannot write {name}: {reason}" if name is not None else f"cannot write: {reason}", hint)
+    return BertError(f"{name}: {reason}" if name is not None else reason, hint)
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> BertError:
+    """:func:`os_error` for an OSError met while writing ``path`` (which names the file)."""
+    exc.filename, exc.filename2 = str(path), None  # the output, never its hidden temporary file
+    error = os_error(exc)
+    if not isinstance(error, OutputError):
+        error = OutputError(f"cannot write {path}: {exc.strerror or exc}", error.hint)
+    return error
 
 
 def _umask() -> int:
@@ -68,3 +117,46 @@ def require_file(path: str | os.PathLike, what: str = "file", hint: str | None =
     if not p.is_file():
         raise NotFoundError(f"{what} not found: {p}", hint=hint)
     return p
+
+
+def check_writable_file(path: str | os.PathLike) -> Path:
+    """OutputError now, before any work, unless a file can be written at ``path``.
+
+    Checks what a later :func:`atomic_write` needs: ``path`` is not a directory and its
+    folder exists or can be created, and is writable (a free disk cannot be checked ahead).
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"cannot write {p}: it is a directory", hint=f"give a file path, e.g. {p / 'NAME'}")
+    _check_can_create_in(p.parent, p)
+    return p
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """OutputError now, before any work, unless ``path`` is (or can be made) a writable folder."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"cannot use {p} as the output folder: it is a file",
+                          hint="give a folder (it is created when missing)")
+    _check_can_create_in(p, p)
+    return p
+
+
+def _check_can_create_in(folder: Path, target: Path) -> None:
+    """``folder`` (or its nearest existing ancestor, where the missing part will be created) is a
+    writable directory; else OutputError naming ``target`` and the reason."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot write {target}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        reason = "Read-only file system" if _read_only(existing) else "Permission denied"
+        raise OutputError(f"cannot write {target}: {existing}: {reason}")
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False

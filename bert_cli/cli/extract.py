@@ -49,6 +49,7 @@ def extract(
     features[].token, layers[].index, values rounded to 6 decimals; in input order, streamed.
     """
     from .. import console
+    from ..fileio import naming_errors
     from ..ops import extract as ex
 
     paths = [str(p) for p in (files or [])] + ([str(input_file)] if input_file else [])
@@ -63,29 +64,29 @@ def extract(
     def progress(event: dict) -> None:
         if event.get("lines", 0) - last[0] >= 1000:
             last[0] = event["lines"]
-            console.info(f"{event['lines']} lines, {event.get('lines_per_s', 0.0):.1f} lines/s")
+            console.info(f"{event['lines']} lines, {event.get('lines_per_s') or 0.0:.1f} lines/s")
 
-    summary = ex.run(
-        ex.ExtractConfig(
-            model=model,
-            vocab_file=vocab_file,
-            bert_config_file=bert_config_file,
-            init_checkpoint=init_checkpoint,
-            do_lower_case=do_lower_case,
-            force_casing=force_casing,
-            layers=layers,
-            max_seq_length=max_seq_length,
-            batch_size=batch_size,
-            output_format=output_format.value,
-            pooling=pooling.value if pooling else None,
-            output=output,
-            device=device,
-            precision=precision,
-            xla=xla,
-        ),
-        ex.read_input_lines(paths or ["-"]),
-        sys.stdout,
-        progress=progress,
-        source=paths[0] if len(paths) == 1 else "<stdin>",
-    )
-    console.debug(f"{summary.get('lines')} lines, {summary.get('lines_per_s', 0.0):.1f} lines/s")
+    with naming_errors("<stdout>"):
+        summary = ex.run(
+            ex.ExtractConfig(
+                model=model,
+                vocab_file=vocab_file,
+                bert_config_file=bert_config_file,
+                init_checkpoint=init_checkpoint,
+                do_lower_case=do_lower_case,
+                force_casing=force_casing,
+                layers=layers,
+                max_seq_length=max_seq_length,
+                batch_size=batch_size,
+                output_format=output_format.value,
+                pooling=pooling.value if pooling else None,
+                output=output,
+                device=device,
+                precision=precision,
+                xla=xla,
+            ),
+            ex.read_input_lines(paths or ["-"]),
+            sys.stdout,
+            progress=progress,
+        )
+    console.debug(f"{summary.get('lines')} lines, {summary.get('lines_per_s') or 0.0:.1f} lines/s")

@@ -41,6 +41,7 @@ def predict(
 ) -> None:
     """Predict labels for raw text, one output line per input line, in order, streaming."""
     from .. import console
+    from ..fileio import naming_errors
     from ..ops.predict import PredictConfig, run
     from ..text.tasks import read_predict_input
 
@@ -56,18 +57,19 @@ def predict(
     )
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
-    summary = run(
-        PredictConfig(
-            model=model,
-            output_format=output_format.value,
-            batch_size=batch_size,
-            max_seq_length=max_seq_length,
-            checkpoint=checkpoint,
-            device=device,
-            precision=precision,
-            xla=xla,
-        ),
-        examples,
-        sys.stdout,
-    )
-    console.debug(f"{summary.get('examples')} examples, {summary.get('examples_per_s', 0.0):.1f} examples/s")
+    with naming_errors("<stdout>"):
+        summary = run(
+            PredictConfig(
+                model=model,
+                output_format=output_format.value,
+                batch_size=batch_size,
+                max_seq_length=max_seq_length,
+                checkpoint=checkpoint,
+                device=device,
+                precision=precision,
+                xla=xla,
+            ),
+            examples,
+            sys.stdout,
+        )
+    console.debug(f"{summary.get('examples')} examples, {summary.get('examples_per_s') or 0.0:.1f} examples/s")

@@ -78,7 +78,9 @@ def tokenize(
     interactive = any(str(p) == "-" for p in paths) and not stat.S_ISREG(os.fstat(0).st_mode)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
-    summary = run_tokenize(config, _lines(paths), sys.stdout, flush=None if interactive else False)
     from .. import console
+    from ..fileio import naming_errors
 
+    with naming_errors("<stdout>"):
+        summary = run_tokenize(config, _lines(paths), sys.stdout, flush=None if interactive else False)
     console.debug(f"tokenized {summary.get('lines', 0)} lines")

@@ -75,8 +75,8 @@ from typing import IO, Any
 import numpy as np
 
 from .. import console
-from ..errors import ConfigError, InputError, UsageError
-from ..fileio import atomic_write, require_file
+from ..errors import ConfigError, UsageError
+from ..fileio import atomic_write, check_writable_file, naming_errors, require_file
 from ..text.features import InputFeatures, build_features
 from ..text.tokenization import FullTokenizer, convert_to_unicode
 
@@ -262,20 +262,18 @@ def _pipelined(batches: Iterator[_Batch], compute: Callable[[_Batch], Any]) -> I
 class _Spool:
     """Rows of one float32 array appended to a temporary file (constant memory)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, row_shape: tuple[int, ...]) -> None:
         self.file = tempfile.TemporaryFile(dir=directory, prefix=".bert-extract-", suffix=".spool")
         self.rows = 0
-        self.row_shape: tuple[int, ...] | None = None
+        self.row_shape = row_shape
 
     def append(self, array: np.ndarray) -> None:
         array = np.ascontiguousarray(array, dtype="<f4")
-        if self.row_shape is None:
-            self.row_shape = tuple(array.shape[1:])
         self.file.write(array.tobytes())
         self.rows += array.shape[0]
 
     def write_npy(self, zf: zipfile.ZipFile, name: str) -> None:
-        header = {"descr": "<f4", "fortran_order": False, "shape": (self.rows, *(self.row_shape or ()))}
+        header = {"descr": "<f4", "fortran_order": False, "shape": (self.rows, *self.row_shape)}
         self.file.seek(0)
         with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
             np.lib.format.write_array_header_1_0(member, header)
@@ -313,10 +311,10 @@ class _JsonlSink:
 
 
 class _NpzSink:
-    def __init__(self, path: Path, layers: Sequence[int], pooling: str | None) -> None:
+    def __init__(self, path: Path, layers: Sequence[int], pooling: str | None, row_shape: tuple[int, ...]) -> None:
         self.path, self.layers, self.pooling = path, tuple(layers), pooling
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.spool = _Spool(path.parent)
+        self.spool = _Spool(path.parent, row_shape)
         self.tokens: list[str] = []
         self.offsets = [0]
 
@@ -364,6 +362,8 @@ def _check_options(config: ExtractConfig) -> tuple[str, str | None, tuple[int, .
         raise UsageError(f"--max-seq-length must be at least 2 ([CLS] and [SEP]), got {config.max_seq_length}")
     if fmt == "npz" and config.output is None:
         raise UsageError("--format npz writes a file: give --output FILE.npz")
+    if config.output is not None:
+        check_writable_file(config.output)
     return fmt, pooling, parse_layers(config.layers, pooling)
 
 
@@ -380,14 +380,13 @@ def _model_sources(config: ExtractConfig):
     return files.require("vocab", "config", "checkpoint")
 
 
-def _peek(lines: Iterable[str | bytes], source: str) -> Iterator[str | bytes]:
-    """The same lines; InputError now (before loading any model) when there are none."""
+def _peek(lines: Iterable[str | bytes]) -> Iterator[str | bytes] | None:
+    """The same lines, or None when there are none (then no model is loaded)."""
     it = iter(lines)
     try:
         first = next(it)
     except StopIteration:
-        raise InputError("no input lines to extract features from", path=source,
-                         hint="give a file with one sentence (or 'A ||| B' pair) per line") from None
+        return None
     return itertools.chain([first], it)
 
 
@@ -396,14 +395,15 @@ def run(
     lines: Iterable[str | bytes],
     out: IO[str] | None = None,
     progress: Callable[[dict], None] | None = None,
-    *,
-    source: str = "<stdin>",
 ) -> dict[str, Any]:
     """Extract features for every line of ``lines`` (streamed, in input order).
 
     JSONL goes to ``config.output`` (atomically) or else to ``out``; npz needs ``config.output``.
-    ``progress`` gets ``{"lines", "tokens", "lines_per_s"}`` after every batch. ``source`` names
-    the input in error messages. Returns the summary described in the module docstring.
+    ``progress`` gets ``{"lines", "tokens", "lines_per_s"}`` after every batch. Returns the
+    summary described in the module docstring.
+
+    No input lines: nothing on ``out``, an empty file at ``config.output`` (npz: zero rows), and
+    the weights are not loaded (the options and model files are still checked).
     """
     fmt, pooling, layers = _check_options(config)
     if config.output is None and out is None:
@@ -425,11 +425,13 @@ def run(
             f"{bert_config.vocab_size}",
             hint="the vocabulary file does not belong to this model",
         )
-    lines = _peek(lines, source)
-
-    forward, runtime = _load_forward(config, model_files, config_file, pooling)
+    lines = _peek(lines)
+    if lines is None:
+        lines, forward, runtime = [], None, None  # nothing to compute
+    else:
+        forward, runtime = _load_forward(config, model_files, config_file, pooling)
+        console.info(runtime.describe("extracting features"))
     from ..engine.padding import trim_arrays
-    console.info(runtime.describe("extracting features"))
 
     positions = [i % bert_config.num_hidden_layers for i in layers]  # index into stacked layers
     need_layers = pooling != "pooler"
@@ -470,12 +472,15 @@ def run(
                 progress({"lines": count, "tokens": tokens, "lines_per_s": count / elapsed if elapsed > 0 else None})
 
     if fmt == "npz":
-        sink = _NpzSink(Path(config.output), layers, pooling)
-        try:
-            consume(sink)
-            sink.finish()
-        finally:
-            sink.close()
+        hidden = bert_config.hidden_size
+        row_shape = (hidden,) if pooling == "pooler" else (len(layers) * hidden,) if pooling else (len(layers), hidden)
+        with naming_errors(config.output):  # the spool beside it fills the same disk
+            sink = _NpzSink(Path(config.output), layers, pooling, row_shape)
+            try:
+                consume(sink)
+                sink.finish()
+            finally:
+                sink.close()
     elif config.output is not None:
         with atomic_write(config.output) as fh:
             consume(_JsonlSink(fh, layers, pooling))

@@ -47,7 +47,7 @@ import numpy as np
 
 from .. import console, rundir
 from ..errors import ConfigError, NotFoundError, UsageError
-from ..fileio import atomic_write, require_file
+from ..fileio import atomic_write, check_output_dir, require_file
 from ..modelconfig import BertConfig, read_model_config
 from ..modelsize import check_fits
 from ..text import metrics as M
@@ -699,6 +699,7 @@ def run(config: FinetuneConfig, progress: Progress | None = None) -> dict[str, A
     """
     c = config
     _check_options(c)
+    check_output_dir(c.output_dir)
     source = resolve_model_source(c)
     from ..engine.model import check_seq_length
 

@@ -42,7 +42,7 @@ from typing import Any
 
 from .. import console, rundir
 from ..errors import ConfigError, InputError, UsageError
-from ..fileio import atomic_write
+from ..fileio import atomic_write, check_output_dir
 from ..text import squad_metrics
 from ..text.squad import FeaturizeConfig, ReadStats, SquadExample, convert_examples_to_features, load_squad_json
 from ..text.squad import question_ids, read_squad_examples, write_features
@@ -428,6 +428,7 @@ def run(config: SquadFinetuneConfig, progress: Progress | None = None) -> dict[s
     """
     c = config
     featurize = _check_options(c)
+    check_output_dir(c.output_dir)
     source = resolve_model_source(c)  # type: ignore[arg-type]  # same field names as FinetuneConfig
     tokenizer = FullTokenizer(source.vocab_file, do_lower_case=source.do_lower_case)
 

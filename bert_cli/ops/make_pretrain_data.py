@@ -42,7 +42,7 @@ from typing import IO, Callable, Iterable, Iterator
 
 from .. import console
 from ..errors import InputError, NotFoundError, UsageError
-from ..fileio import require_file
+from ..fileio import check_writable_file, require_file
 from ..text import pretraining as pt
 from ..text.shardset import OutputSet, manifest_path
 from ..text.sniff import HEAD_BYTES, check_text, read_head
@@ -306,6 +306,8 @@ def run(
     ``total_documents`` while creating instances in exact mode, ``shards`` in sharded mode).
     """
     validate(config)
+    for output in _split(config.output_files):
+        check_writable_file(output)
     inputs = expand_input_files(config.input_files)
     outputs = output_set(config)
     check_inputs(inputs, outputs)

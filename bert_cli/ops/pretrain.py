@@ -36,7 +36,7 @@ from typing import Callable
 
 from .. import rundir
 from ..errors import UsageError
-from ..fileio import require_file
+from ..fileio import check_output_dir, require_file
 from ..modelconfig import read_model_config
 from ..models.policy import weights_format_of
 from ..modelsize import check_fits
@@ -129,6 +129,7 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
     :func:`bert_cli.engine.pretrain.pretrain`.
     """
     validate(config)
+    check_output_dir(config.output_dir)
     files = input_files(config.input_file)
     config_file = require_file(config.bert_config_file, "bert config", hint="pass the model's bert_config.json")
     bert_config = read_model_config(config_file)

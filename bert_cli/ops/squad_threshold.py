@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .. import console
 from ..errors import InputError, NotFoundError, UsageError
-from ..fileio import atomic_write
+from ..fileio import atomic_write, check_output_dir
 from ..text import squad_metrics
 from ..text.squad import FeaturizeConfig, question_ids
 from ..text.squad_predict import (
@@ -103,6 +103,8 @@ def run(config: SquadThresholdConfig) -> dict:
     Returns ``{"version_2": bool, "best_f1_thresh": float|None, "metrics": {...},
     "applied": bool, "new_metrics": {...}|None, "predictions_file": str}``.
     """
+    if config.apply and config.output_dir is not None:
+        check_output_dir(config.output_dir)
     dataset, version = squad_metrics.load_dataset(config.predict_file)
     if not question_ids(dataset, config.predict_file):
         raise InputError("no questions to score", path=config.predict_file)

@@ -23,7 +23,8 @@ that sequence unpadded; ``jsonl`` gives ``tokens``, ``input_ids``, ``input_mask`
 ``segment_ids`` (padded to ``max_seq_length``) and ``offsets`` (``null`` for ``[CLS]``/``[SEP]``).
 
 ``workers > 1``: a process pool over batches of lines, at most ``2 * workers`` batches in
-flight (constant memory), results written in input order.
+flight (constant memory), results written in input order; the workers ignore Ctrl-C (the
+parent stops the pool) and have exited when :func:`run_tokenize` returns or raises.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
-from ..errors import UsageError
+from ..errors import BertError, UsageError
 from ..text.features import build_features, check_max_seq_length, truncate_seq_pair
 from ..text.tokenization import FullTokenizer, packaged_vocab_path
 
@@ -258,30 +259,49 @@ def _batches(inputs: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
 
 
 def _run_parallel(config: TokenizeConfig, inputs: Iterable[bytes], out: TextIO, flush_each: bool) -> dict:
+    """Batches through a process pool, written in input order.
+
+    A ``concurrent.futures`` pool rather than ``multiprocessing.Pool``: when the work stops early
+    (a closed stdout pipe, Ctrl-C, SIGTERM), ``Pool.terminate`` can deadlock on a result-queue lock
+    held by a worker blocked on a full pipe; here the queued batches are cancelled, the running
+    ones finish (a fraction of a second) and every worker exits before this returns or raises.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     workers = config.workers
     flush = out.flush if flush_each else None
     lines = nbytes = tokens = 0
-    ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
     pending: deque = deque()
 
     def drain_one() -> None:
         nonlocal tokens
-        text, count = pending.popleft().get()
+        text, count = pending.popleft().result()
         tokens += count
         out.write(text)
         if flush is not None:
             flush()
 
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),  # no fork of a process that may hold threads
+        initializer=_init_worker,
+        initargs=(config,),
+    )
+    try:
         for batch in _batches(inputs, BATCH_LINES):
             lines += len(batch)
             nbytes += sum(map(len, batch))
-            pending.append(pool.apply_async(_work, (batch,)))
-            while len(pending) >= 2 * workers or (pending and pending[0].ready()):
+            pending.append(pool.submit(_work, batch))
+            while len(pending) >= 2 * workers or (pending and pending[0].done()):
                 drain_one()
         while pending:
             drain_one()
-        pool.close()
-        pool.join()
+    except BrokenProcessPool as exc:
+        raise BertError(f"a tokenizer worker process died ({exc})", hint="retry with fewer --workers") from None
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
     out.flush()
     return {"lines": lines, "tokens": tokens, "bytes": nbytes}

@@ -44,7 +44,6 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 from ..errors import InputError
 from .tfrecord import (
     Feature,
-    example_from_entries,
     feature_entry,
     float_feature,
     frame_record,
