@@ -292,7 +292,6 @@ def test_ctrl_c_leaves_no_temporary_file_no_shard_and_no_worker(user, output, ex
     _assert_nothing_left(user, proc, kids, stderr)
 
 
-@pytest.mark.xfail(strict=False, reason="SIGTERM handled in app.py by another branch")
 @pytest.mark.parametrize("extra,workers", [([], 0), (["-j", "2", "--num-output-shards", "2"], 2)], ids=["exact", "workers"])
 def test_sigterm_leaves_no_temporary_file_and_no_worker(user, extra, workers):
     write_corpus(user.cwd / "big.txt", copies=800)
