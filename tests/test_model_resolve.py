@@ -68,13 +68,20 @@ def test_casing_from_the_catalogue_entry_named_like_the_folder(shared_data, tmp_
     assert inspect_directory(cased).do_lower_case is False
 
 
-def test_hf_folder_uses_config_json_safetensors_and_tokenizer_casing(shared_data, tmp_path):
+def test_hf_folder_uses_config_json_safetensors_and_tokenizer_casing(shared_data, tmp_path, monkeypatch):
     folder = tmp_path / "minilm"
     shutil.copytree(shared_data / "hf" / "all-MiniLM-L6-v2", folder)
+    monkeypatch.setenv("BERT_CACHE", str(tmp_path / "cache"))
+    # as shipped (no vocab.txt): the vocabulary comes from tokenizer.json, derived into the cache
+    derived = inspect_directory(folder).vocab_file
+    assert derived.parent == tmp_path / "cache" / "derived" and not (folder / "vocab.txt").exists()
+    assert derived.read_bytes() == (shared_data / "vocab" / "uncased" / "vocab.txt").read_bytes()
+    (folder / "tokenizer.json").unlink()
     with pytest.raises(NotFoundError, match="no vocab.txt"):
         inspect_directory(folder)
     (folder / "vocab.txt").write_bytes((shared_data / "vocab" / "uncased" / "vocab.txt").read_bytes())
     files = inspect_directory(folder)
+    assert files.vocab_file == folder / "vocab.txt"
     assert files.weights_format == "hf" and files.checkpoint == str(folder / "model.safetensors")
     assert files.config_file == folder / "config.json"
     assert files.do_lower_case is json.loads((folder / "tokenizer_config.json").read_text())["do_lower_case"] is True
