@@ -200,3 +200,78 @@ def squad2_subset(shared_data, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("squad2") / "allennlp-models_squad2.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
+
+
+# === shared paths, tokenizer and models (one copy each; wt-hyg) ==============================
+
+GOLDEN_NAME = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The checkout's root folder (holds bert_cli/, tests/, README.md)."""
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def golden_tfrecord(shared_data) -> Path:
+    """The ORIGINAL create_pretraining_data.py's output on text/sample_text.txt (uncased vocab,
+    lower case, seq 128, 20 predictions, mlm 0.15, short 0.1, seed 12345, dupe 5): 60 examples."""
+    path = shared_data / GOLDEN_NAME
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path
+
+
+@pytest.fixture(scope="session")
+def uncased_vocab(shared_data) -> Path:
+    """Google's BERT-Base Uncased vocab.txt from the reference data (30522 lines)."""
+    return shared_data / "vocab" / "uncased" / "vocab.txt"
+
+
+@pytest.fixture(scope="session")
+def uncased_tokenizer():
+    """``FullTokenizer`` over the packaged uncased vocab (identical to Google's), lower-casing."""
+    from bert_cli.text.tokenization import FullTokenizer, packaged_vocab_path
+
+    return FullTokenizer(packaged_vocab_path(), do_lower_case=True)
+
+
+@pytest.fixture(scope="session")
+def minilm_model(minilm):
+    """``(config, model, report)``: the real MiniLM weights loaded by the engine (TensorFlow)."""
+    pytest.importorskip("tensorflow")
+    from bert_cli.engine import hf_weights
+
+    return hf_weights.load_hf_model(minilm)
+
+
+@pytest.fixture(scope="session")
+def minilm_transformers(minilm):
+    """transformers' own ``BertModel`` of the real MiniLM (eager attention, eval mode)."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    theirs = transformers.BertModel.from_pretrained(str(minilm), attn_implementation="eager")
+    theirs.eval()
+    return theirs
+
+
+# === a tiny SQuAD model (random init, the packaged uncased vocab; wt-hyg) =====================
+
+SQUAD_TINY_CONFIG = dict(
+    vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+    max_position_embeddings=128, type_vocab_size=2,
+)
+
+
+# === the download tests' local HTTP server (tests/download_server.py; wt-hyg) ================
+
+
+@pytest.fixture
+def server():
+    """A started :class:`download_server.FakeServer` on 127.0.0.1 (closed after the test)."""
+    from download_server import FakeServer
+
+    srv = FakeServer()
+    yield srv
+    srv.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SQUAD_TINY_CONFIG
 
 tf = pytest.importorskip("tensorflow")
 
@@ -22,14 +23,10 @@ from bert_cli.text import squad_metrics  # noqa: E402
 from bert_cli.text.squad import convert_examples_to_features, read_squad_examples  # noqa: E402
 from bert_cli.text.squad_metrics import normalize_answer  # noqa: E402
 from bert_cli.text.squad_predict import read_raw_logits  # noqa: E402
-from bert_cli.text.tokenization import FullTokenizer  # noqa: E402
+from bert_cli.text.tokenization import packaged_vocab_path  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-VOCAB = ROOT / "bert_cli" / "resources" / "uncased_vocab.txt"
-CONFIG = dict(
-    vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-    max_position_embeddings=128, type_vocab_size=2,
-)
+VOCAB = packaged_vocab_path()
+CONFIG = SQUAD_TINY_CONFIG
 SEQ, STRIDE, QUERY = 128, 64, 32
 BATCH, EPOCHS, LR = 4, 80.0, 2e-3
 STEPS = int(5 / BATCH * EPOCHS)  # the original's count, over EXAMPLES (5 questions): 100
@@ -118,10 +115,10 @@ def test_interrupted_run_resumes_and_finished_run_does_no_step(v1_run):
     assert v1_run["again"]["metrics"] == v1_run["full"]["metrics"]
 
 
-def test_train_record_labels_point_at_the_answers(v1_run):
+def test_train_record_labels_point_at_the_answers(v1_run, uncased_tokenizer):
     """train.tf_record holds the pre-shuffled examples' features; the labelled span is the answer."""
     data, out = v1_run["data"], v1_run["out"]
-    tokenizer = FullTokenizer(VOCAB, do_lower_case=True)
+    tokenizer = uncased_tokenizer
     inv = {i: t for t, i in tokenizer.vocab.items()}
     examples = read_squad_examples(data, is_training=True, first_answer_only=True)
     random.Random(12345).shuffle(examples)
@@ -194,14 +191,14 @@ def test_predict_only_reloads_the_fine_tuned_checkpoint(v1_run, tmp_path):
     assert summary["metrics"] == v1_run["full"]["metrics"]
 
 
-def test_predictor_streams_in_order_whatever_the_batch(tmp_path, shared_data):
+def test_predictor_streams_in_order_whatever_the_batch(tmp_path, shared_data, uncased_tokenizer):
     """raw_results consumes the feature generator lazily and gives the same logits for any batch size."""
     from bert_cli.engine.device import select_runtime
     from bert_cli.engine.squad_model import SquadPredictor, build_model
     from bert_cli.modelconfig import BertConfig
 
     data = squad_file(shared_data, "allennlp-models_squad.json")
-    tokenizer = FullTokenizer(VOCAB, do_lower_case=True)
+    tokenizer = uncased_tokenizer
     examples = read_squad_examples(data, is_training=False)
     runtime = select_runtime("cpu", "fp32", False, 3)
     model = build_model(runtime, BertConfig.from_json_file(config_file(tmp_path)), seed=3)

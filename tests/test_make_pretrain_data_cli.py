@@ -9,20 +9,18 @@ from typer.testing import CliRunner
 from bert_cli.cli.app import app
 from bert_cli.text.tfrecord import decode_example, read_records
 
-GOLDEN = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
 
-
-def test_cli_reproduces_the_original_output(shared_data, tmp_path):
+def test_cli_reproduces_the_original_output(shared_data, golden_tfrecord, tmp_path, uncased_vocab):
     out = tmp_path / "out.tfrecord"
     result = CliRunner().invoke(app, [
         "make-pretrain-data", "--input-file", str(shared_data / "text" / "sample_text.txt"),
-        "--output-file", str(out), "--vocab-file", str(shared_data / "vocab" / "uncased" / "vocab.txt"),
+        "--output-file", str(out), "--vocab-file", str(uncased_vocab),
         "--do-lower-case", "--dupe-factor", "5", "--json",
     ])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["instances"] == 60
     ours = [decode_example(r) for r in read_records(out)]
-    golden = [decode_example(r) for r in read_records(shared_data / GOLDEN)]
+    golden = [decode_example(r) for r in read_records(golden_tfrecord)]
     assert ours == golden
 
 

@@ -14,7 +14,6 @@ from bert_cli.ops import make_pretrain_data as mpd
 from bert_cli.text import pretraining as pt
 from bert_cli.text import tfrecord as tfr
 
-GOLDEN = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
 FEATURES = [
     "input_ids",
     "input_mask",
@@ -320,9 +319,9 @@ def _read(paths) -> list[dict]:
     return [tfr.decode_example(r) for p in paths for r in tfr.read_records(p)]
 
 
-def test_golden_exact(shared_data, tokenization, tmp_path):
+def test_golden_exact(shared_data, golden_tfrecord, tokenization, tmp_path):
     """All 60 examples, all 7 features, identical to the original's output."""
-    golden = _read([shared_data / GOLDEN])
+    golden = _read([golden_tfrecord])
     assert len(golden) == 60
     progress = []
     summary = mpd.run(_config(shared_data, tmp_path / "out.tfrecord", dupe_factor=5), progress.append)
@@ -410,7 +409,7 @@ def test_sharded_single_shard_names_and_stdin(shared_data, tokenization, tmp_pat
 # ------------------------------------------------------------------------------- bad inputs
 
 
-def test_invalid_utf8_is_dropped_with_one_warning(shared_data, tokenization, tmp_path, monkeypatch):
+def test_invalid_utf8_is_dropped_with_one_warning(shared_data, golden_tfrecord, tokenization, tmp_path, monkeypatch):
     warnings = []
     monkeypatch.setattr(mpd.console, "warn", warnings.append)
     clean = (shared_data / "text/sample_text.txt").read_bytes()
@@ -421,7 +420,7 @@ def test_invalid_utf8_is_dropped_with_one_warning(shared_data, tokenization, tmp
     line = dirty.split(b"\n").index(next(l for l in dirty.split(b"\n") if b"\xfe" in l)) + 1
     assert warnings[0].split(":")[1] == str(line)
     assert s["invalid_utf8_lines"] == 2
-    assert _read([tmp_path / "d.tfrecord"]) == _read([shared_data / GOLDEN])
+    assert _read([tmp_path / "d.tfrecord"]) == _read([golden_tfrecord])
 
 
 def test_empty_corpus_is_an_error_and_writes_nothing(shared_data, tokenization, tmp_path):
