@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SQUAD_TINY_CONFIG
+from conftest import SQUAD_TINY_CONFIG, reference_squad_v2
 
 tf = pytest.importorskip("tensorflow")
 
@@ -244,9 +244,17 @@ def test_v2_writes_null_odds_and_squad_threshold_applies(tmp_path, squad2_subset
     assert impossible and all(f["start_positions"].int64_list.value[0] == 0 == f["end_positions"].int64_list.value[0]
                               for f in impossible)  # unanswerable: the [CLS] position
     metrics = summary["metrics"]
-    for key in ("exact", "f1", "total", "HasAns_exact", "best_exact", "best_f1", "best_f1_thresh"):
-        assert key in metrics
-    assert metrics["total"] == len(answers) == 6
+    predictions = json.loads((out / "predictions.json").read_text(encoding="utf-8"))
+    # the original's rule at --null-score-diff-threshold 0: no answer iff its null odds are above 0
+    assert all((predictions[q] == "") == (null_odds[q] > 0.0) for q in answers)
+    # the returned metrics are the official v2.0 evaluation of the written files, restated apart
+    dataset, _ = squad_metrics.load_dataset(data)
+    expected = reference_squad_v2(list(squad_metrics.iter_questions(dataset)), predictions, null_odds)
+    assert list(metrics) == list(expected)
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(value, abs=1e-9), key
+    assert (metrics["total"], metrics["HasAns_total"], metrics["NoAns_total"]) == (6, 5, 1) and len(answers) == 6
+    assert squad_metrics.evaluate_files(data, out / "predictions.json", out / "null_odds.json") == metrics
     nbest = json.loads((out / "nbest_predictions.json").read_text(encoding="utf-8"))
     assert all(list(e) == NBEST_KEYS for entries in nbest.values() for e in entries)
     assert all(any(e["text"] == "" for e in entries) for entries in nbest.values())  # v2 adds the null answer

@@ -432,13 +432,31 @@ def test_empty_corpus_is_an_error_and_writes_nothing(shared_data, tokenization, 
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
-def test_single_document_warns_and_uses_itself(shared_data, tokenization, tmp_path, monkeypatch):
+def test_single_document_warns_and_uses_itself(shared_data, uncased_tokenizer, tmp_path, monkeypatch):
     warnings = []
     monkeypatch.setattr(mpd.console, "warn", warnings.append)
     one = tmp_path / "one.txt"
     one.write_text("the cat sat on the mat.\nthe dog ran away.\nbirds fly south.\n")
     s = mpd.run(_config(shared_data, tmp_path / "o.tfrecord", input_files=(str(one),), max_seq_length=12, dupe_factor=3))
-    assert s["instances"] > 0 and any("single document" in w for w in warnings)
+    assert any("single document" in w for w in warnings)
+    # the same instances as the plain reference (its "random next" document is the only one: itself)
+    tok = uncased_tokenizer
+    opts = pt.PretrainOptions(max_seq_length=12, dupe_factor=3)  # max_predictions, mlm and short-seq: defaults
+    doc = [tok.tokenize(line) for line in one.read_text().splitlines()]
+    ref = reference_instances([doc], list(tok.vocab), opts, random.Random(12345))
+    ours = _read([tmp_path / "o.tfrecord"])
+    assert s["instances"] == len(ours) == len(ref) == 6
+    assert any(rnd for *_, rnd in ref)  # some B segments were drawn from the document itself
+    for ex, (tokens, positions, labels, segs, rnd) in zip(ours, ref):
+        n = len(tokens)
+        assert ex["input_ids"] == [tok.vocab[t] for t in tokens] + [0] * (12 - n)
+        assert ex["input_mask"] == [1] * n + [0] * (12 - n)
+        assert ex["segment_ids"] == segs + [0] * (12 - n)
+        k = len(positions)
+        assert ex["masked_lm_positions"] == positions + [0] * (20 - k)
+        assert ex["masked_lm_ids"] == [tok.vocab[t] for t in labels] + [0] * (20 - k)
+        assert ex["masked_lm_weights"] == [1.0] * k + [0.0] * (20 - k)
+        assert ex["next_sentence_labels"] == [int(rnd)]
 
 
 def test_vocab_without_special_tokens(shared_data, tokenization, tmp_path):
