@@ -15,14 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_ports
+from conftest import ROOT, free_ports
 
 tf = pytest.importorskip("tensorflow")
 
 from bert_cli.engine.optimization import AdamWeightDecay, LinearWarmupDecay, LossScaler  # noqa: E402
 from bert_cli.engine.train_step import TrainStep  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # A toy two-layer model shared with the subprocess scripts (same code, same numbers).
 TOY = textwrap.dedent(

@@ -26,8 +26,6 @@ from bert_cli.modelconfig import BertConfig  # noqa: E402
 from bert_cli.ops.pretrain import PretrainConfig, run, validate  # noqa: E402
 from bert_cli.text.tfrecord import TFRecordWriter, decode_example, encode_example, float_feature, int64_feature, read_records  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
 TINY_CKPT = "checkpoints/tf1-tiny-random"
 
 
@@ -125,8 +123,8 @@ def test_resumed_stream_is_the_tail_of_the_uninterrupted_one(tmp_path):
     np.testing.assert_array_equal(np.concatenate(batches(0, 4)), flat[:20])
 
 
-def test_seq_length_and_prediction_mismatch_are_clear_errors(shared_data, tmp_path):
-    golden = str(shared_data / GOLDEN)
+def test_seq_length_and_prediction_mismatch_are_clear_errors(golden_tfrecord, tmp_path):
+    golden = str(golden_tfrecord)
     with pytest.raises(InputError, match=r"sequences of length 128 but --max-seq-length is 64") as err:
         engine.inspect_input_files([golden], 64, 20)
     assert err.value.hint == "pass --max-seq-length 128 (the value the data was made with)"
@@ -177,13 +175,13 @@ def test_bad_id_deep_in_the_data_is_caught_by_the_pipeline(tmp_path):
 # ----------------------------------------------------------------------------- training
 
 
-def test_pretraining_from_scratch_learns_and_writes_the_original_layout(shared_data, tmp_path):
+def test_pretraining_from_scratch_learns_and_writes_the_original_layout(shared_data, golden_tfrecord, tmp_path):
     """A tiny BERT on the original create_pretraining_data output of sample_text.txt: the
     masked-LM loss falls well below its uniform-guess start; checkpoints carry the original
     names; eval_results.txt and TensorBoard events are written."""
     out = tmp_path / "out"
     config = PretrainConfig(
-        input_file=str(shared_data / GOLDEN), output_dir=out,
+        input_file=str(golden_tfrecord), output_dir=out,
         bert_config_file=write_config(tmp_path / "c.json", vocab_size=30522, hidden_size=32, intermediate_size=64,
                                       max_position_embeddings=128, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1),
         do_train=True, do_eval=True, train_batch_size=8, eval_batch_size=8, learning_rate=2e-3,
@@ -349,7 +347,7 @@ KILLED_RUN = textwrap.dedent(
 )
 
 
-def test_kill_9_then_rerun_equals_an_uninterrupted_run(tmp_path):
+def test_kill_9_then_rerun_equals_an_uninterrupted_run(tmp_path, repo_root):
     """SIGKILL two steps after the checkpoint at step 3, rerun the same command: it continues
     from step 3 with the same data position, and the final checkpoint (weights, Adam slots,
     global_step) equals the uninterrupted run's bit for bit."""
@@ -369,10 +367,10 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(tmp_path):
 
     interrupted = options(tmp_path / "b")
     payload = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(interrupted).items()}
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(repo_root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(
         [sys.executable, "-c", KILLED_RUN, json.dumps(payload), "5"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=300, cwd=repo_root, env=env,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stdout[-1000:] + proc.stderr[-3000:]
     assert (tmp_path / "b" / "model.ckpt-3.index").exists()

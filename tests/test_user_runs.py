@@ -21,7 +21,6 @@ import pytest
 
 from conftest import error_line
 
-ROOT = Path(__file__).resolve().parents[1]
 
 # dropout off: a resumed run is then bit-for-bit the uninterrupted one (dropout masks are not
 # part of a checkpoint, as in the original Estimator)
@@ -87,9 +86,9 @@ def pretrain_user(user, pretrain_data):
     return user
 
 
-def test_readme_first_command_resumes_for_real_and_its_figures_hold(user):
+def test_readme_first_command_resumes_for_real_and_its_figures_hold(user, repo_root):
     """The README's first command, as written (after the install), from a fresh folder."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (repo_root / "README.md").read_text(encoding="utf-8")
     line = next(ln for ln in readme.splitlines() if ln.startswith("python3 -m venv") and "bert pretrain" in ln)
     command = line.split("pip install -e . && ", 1)[1]
     promised = re.search(r"about ([0-9.]+) -> ([0-9.]+)", readme)
