@@ -249,13 +249,13 @@ def test_finetune_interrupted_then_rerun_equals_an_uninterrupted_run(user, task_
 # ----------------------------------------------------------------------------- SQuAD
 
 
-def test_squad_kill_9_then_rerun_equals_an_uninterrupted_run(user, shared_data):
+def test_squad_kill_9_then_rerun_equals_an_uninterrupted_run(user, shared_data, uncased_vocab):
     data = shared_data / "squad" / "subsets" / "allennlp-models_squad.json"
     if not data.is_file():
         pytest.skip(f"{data} not found")
     (user.cwd / "tiny.json").write_text(json.dumps({**TINY_PRETRAIN_CONFIG, "max_position_embeddings": 128,
                                                      "hidden_size": 16}))
-    vocab = ROOT / "bert_cli" / "resources" / "uncased_vocab.txt"
+    vocab = uncased_vocab
 
     def args(out: str) -> list[str]:
         return ["finetune", "squad", "--train-file", user.rel(data), "--vocab-file", user.rel(vocab),
