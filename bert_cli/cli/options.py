@@ -46,7 +46,12 @@ EXTRACT_XLA = typer.Option(
     None, "--xla/--no-xla", help="Compile with XLA (default: on, CPU included: one compile per batch shape, then faster)."
 )
 SEED = typer.Option(None, "--seed", min=0, help="Seed Python, NumPy and TensorFlow for repeatable runs.")
-ACCUMULATION = typer.Option(1, "--gradient-accumulation-steps", min=1, help="Micro-batches per optimizer step (same result as a K x bigger batch).")
+ACCUMULATION = typer.Option(
+    1, "--gradient-accumulation-steps", min=1,
+    help="K micro-batches per optimizer step, summed exactly. finetune: --train-batch-size is split into K "
+    "(same result, less memory); pretrain: each step takes K batches of --train-batch-size (same result as "
+    "a K x bigger batch).",
+)
 OPTIMIZER = typer.Option("adamw", "--optimizer", help="adamw (the original AdamWeightDecay, no bias correction) | lamb.")
 KEEP_CHECKPOINTS = typer.Option(5, "--keep-checkpoints", min=1, help="How many recent checkpoints to keep.")
 
