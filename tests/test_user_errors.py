@@ -142,14 +142,12 @@ def extract_args(user, ckpt: Path, *more: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def classifier_run(tmp_path_factory) -> Path:
+def classifier_run(tmp_path_factory, task_maker) -> Path:
     """A tiny fine-tuned MRPC-format run folder (2 steps; enough for `bert predict`)."""
     pytest.importorskip("tensorflow")
-    from test_finetune import make_task_dir
-
     from bert_cli.cli.app import app
 
-    root = make_task_dir(tmp_path_factory.mktemp("task"))
+    root = task_maker(tmp_path_factory.mktemp("task"))
     out = root / "run"
     result = CliRunner().invoke(app, [
         "finetune", "mrpc", "--data-dir", str(root / "data"), "--output-dir", str(out),
@@ -240,9 +238,15 @@ def test_squad_predict_interrupted_leaves_no_temp_file(user, shared_data, sig):
         max_position_embeddings=128, type_vocab_size=2,
     )))
     vocab = Path(__file__).resolve().parents[1] / "bert_cli" / "resources" / "uncased_vocab.txt"
+    common = ["--vocab-file", user.rel(vocab), "--bert-config-file", "tiny.json", "--output-dir", "run",
+              "--max-seq-length", "128", "--device", "cpu"]
+    # one training step first: predicting alone needs a trained SQuAD head
+    train = user.run("finetune", "squad", "--do-train", "--max-steps", "1", "--train-batch-size", "2",
+                     "--first-answer-only", "--train-file",
+                     user.rel(shared_data / "squad" / "subsets" / "allennlp-models_squad.json"), *common)
+    assert train.returncode == 0, train.stderr
     args = ["finetune", "squad", "--do-predict", "--predict-file", user.rel(shared_data / "squad" / "dev-v1.1.json"),
-            "--vocab-file", user.rel(vocab), "--bert-config-file", "tiny.json", "--output-dir", "run",
-            "--max-seq-length", "128", "--device", "cpu"]
+            *common]
     rc, err = interrupt_when(user, args, lambda: bool(user.leftovers("run")), sig)
     assert rc == 130, err
     assert "Traceback" not in err
