@@ -24,7 +24,8 @@ from bert_cli.errors import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, Be
 from bert_cli.models import catalogue
 from bert_cli.models.cache import Cache
 from bert_cli.models.resolve import resolve_model
-from bert_cli.ops.download import download_model, format_mrpc
+from bert_cli.models.install import download_model
+from bert_cli.ops.download import format_mrpc
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_ZIP_PATH = "/bert_models/2020_02_20/uncased_L-2_H-128_A-2.zip"

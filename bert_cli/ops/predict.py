@@ -100,7 +100,7 @@ def _pick_checkpoint(directory: Path, explicit: str | None) -> str:
     best = directory / BEST_DIR
     if (best / "checkpoint").is_file():
         return resolve_checkpoint(best)
-    from ..models.resolve import find_checkpoint
+    from ..models.folder import find_checkpoint
 
     prefix, fmt = find_checkpoint(directory)
     if prefix is None or fmt != "tf1":
