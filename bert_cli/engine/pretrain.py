@@ -67,15 +67,16 @@ import re
 import struct
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from .. import console
 from ..errors import InputError, UsageError
-from ..fileio import atomic_write
+from ..events import Progress
 from ..modelconfig import BertConfig
+from ..rundir import EVAL_FILE, write_eval_results
 from ..text.tfrecord import decode_example, read_records, verify_records
 from .checkpoint import GLOBAL_STEP, load_into, tf1_names
 from .checkpoint_manager import CheckpointManager
@@ -83,7 +84,6 @@ from .checkpoint_reader import BundleReader
 from .heads import PretrainingHeads, mlm_loss, nsp_loss
 from .model import BertModel, check_inputs, check_seq_length
 
-Progress = Callable[[dict], None]
 
 FEATURES: tuple[str, ...] = (
     "input_ids",
@@ -504,16 +504,6 @@ def eval_metrics(sums: Mapping[str, float], global_step: int) -> dict[str, float
     }
 
 
-def format_eval_results(results: Mapping[str, Any]) -> str:
-    """``key = value`` lines sorted by key (floats printed as float32, like the original)."""
-    lines = []
-    for key in sorted(results):
-        value = results[key]
-        text = str(int(value)) if isinstance(value, (int, np.integer)) else str(np.float32(value))
-        lines.append(f"{key} = {text}")
-    return "\n".join(lines) + "\n"
-
-
 # ============================================================================ the run
 
 
@@ -750,8 +740,7 @@ class _Run:
         step_value = int(self.global_step.numpy())
         results = eval_metrics(sums, step_value)
         if self.runtime.is_chief:
-            with atomic_write(plan.output_dir / "eval_results.txt") as fh:
-                fh.write(format_eval_results(results))
+            write_eval_results(plan.output_dir, results)
             self._scalars(self._writer("eval"), step_value, {k: v for k, v in results.items() if k != "global_step"})
         self.emit(phase="eval", step=step_value, results=results, batches=len(parts))
         return results
@@ -815,7 +804,7 @@ def pretrain(plan: PretrainPlan, progress: Progress | None = None) -> dict[str, 
         result["train"] = run.train()
     if plan.do_eval:
         result["eval"] = run.evaluate()
-        result["eval_results"] = str(plan.output_dir / "eval_results.txt")
+        result["eval_results"] = str(plan.output_dir / EVAL_FILE)
     result["global_step"] = int(run.global_step.numpy())
     result["checkpoint"] = run.manager.latest()
     return result
@@ -832,7 +821,6 @@ __all__ = [
     "eval_dataset",
     "eval_metrics",
     "feature_spec",
-    "format_eval_results",
     "inspect_input_files",
     "make_parser",
     "pretrain",

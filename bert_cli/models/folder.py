@@ -10,6 +10,7 @@ import json
 import re
 from pathlib import Path
 
+from ..rundir import RUN_FILE, SQUAD_RUN_FILE
 from . import catalogue
 
 __all__ = ["find_checkpoint", "model_casing", "read_json_or_empty"]
@@ -65,7 +66,7 @@ def model_casing(directory: Path, manifest: dict | None = None) -> bool | None:
     value = (manifest or {}).get("do_lower_case")
     if isinstance(value, bool):
         return value
-    for name in ("tokenizer_config.json", "bert_run.json", "squad_run.json"):  # HF folder, bert run folders
+    for name in ("tokenizer_config.json", RUN_FILE, SQUAD_RUN_FILE):  # HF folder, bert run folders
         value = read_json_or_empty(directory / name).get("do_lower_case")
         if isinstance(value, bool):
             return value

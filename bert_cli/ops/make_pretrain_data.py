@@ -38,10 +38,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator
+from typing import IO, Iterable, Iterator
 
 from .. import console
 from ..errors import InputError, NotFoundError, UsageError
+from ..events import Progress
 from ..fileio import check_writable_file, require_file
 from ..text import pretraining as pt
 from ..text.shardset import OutputSet, manifest_path
@@ -51,7 +52,6 @@ from .shard_pool import shard_results
 
 __all__ = ["MakePretrainDataConfig", "run", "expand_input_files", "output_paths", "is_sharded"]
 
-Progress = Callable[[dict], None]
 
 STDIN = "-"
 
