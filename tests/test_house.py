@@ -68,6 +68,7 @@ def _runtime_nodes(tree: ast.AST):
             todo += list(ast.iter_child_nodes(node))
 
 
+@functools.lru_cache(maxsize=None)
 def _imports(module: str) -> list[tuple[int, str, str | None]]:
     """``(line, imported module, name or None)`` of every import that runs in ``module``
     (module level or in functions).
@@ -91,6 +92,7 @@ def _imports(module: str) -> list[tuple[int, str, str | None]]:
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def _graph() -> dict[str, set[str]]:
     known = _modules()
     graph: dict[str, set[str]] = {m: set() for m in known}
@@ -200,3 +202,130 @@ def test_modules_are_not_too_long():
 ])
 def test_relative_imports_resolve(module, path_name, level, expected):
     assert _base(module, Path(path_name), level) == expected
+
+
+# ============================================================================ one home per helper
+
+#: shared helpers and where they live; each is defined (at module level) exactly once.
+HOMES = {
+    "PAIR_RE": "bert_cli.text.lines",
+    "split_pair": "bert_cli.text.lines",
+    "iter_text_lines": "bert_cli.text.lines",
+    "format_eval_results": "bert_cli.rundir",
+    "write_eval_results": "bert_cli.rundir",
+    "format_test_line": "bert_cli.rundir",
+    "load_run_info": "bert_cli.rundir",
+    "write_run_folder": "bert_cli.rundir",
+    "copy_model_files": "bert_cli.rundir",
+    "RUN_FILE": "bert_cli.rundir",
+    "SQUAD_RUN_FILE": "bert_cli.rundir",
+    "EVAL_FILE": "bert_cli.rundir",
+    "TEST_FILE": "bert_cli.rundir",
+    "BEST_DIR": "bert_cli.rundir",
+    "EXPORT_DIR": "bert_cli.rundir",
+    "SAVED_MODEL_DIR": "bert_cli.rundir",
+    "Progress": "bert_cli.events",
+    "emit": "bert_cli.events",
+    "atomic_directory": "bert_cli.fileio",
+    "replace_directory": "bert_cli.fileio",
+    "TASK_NAMES": "bert_cli.text.task_names",
+    "FINETUNE_TASKS": "bert_cli.text.task_names",
+    "GENERIC_FORMATS": "bert_cli.text.task_names",
+    "find_checkpoint": "bert_cli.models.folder",
+    "model_casing": "bert_cli.models.folder",
+    "download_model": "bert_cli.models.install",
+    "extract_zip": "bert_cli.models.archive",
+}
+#: file names of the run-folder contract: written as literals only in bert_cli/rundir.py.
+CONTRACT_NAMES = ("bert_run.json", "squad_run.json", "eval_results.txt", "test_results.tsv")
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def test_shared_helpers_have_one_home():
+    defined: dict[str, list[str]] = {name: [] for name in HOMES}
+    for module, (_, tree, _) in _modules().items():
+        for name in _top_level_names(tree) & set(HOMES):
+            defined[name].append(module)
+    wrong = {name: where for name, where in defined.items() if where != [HOMES[name]]}
+    assert not wrong, f"helpers defined elsewhere than their home, or more than once: {wrong}"
+
+
+def test_pair_separator_regex_is_written_once():
+    pattern = r"^(.*) \|\|\| (.*)$"
+    where = [m for m, (_, tree, _) in _modules().items()
+             for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value == pattern]
+    assert where == ["bert_cli.text.lines"], where
+
+
+def test_run_folder_file_names_are_written_only_in_rundir():
+    """Code uses rundir's constants; the names may still appear in docstrings and messages' prose."""
+    bad = []
+    for module, (_, tree, _) in _modules().items():
+        if module == "bert_cli.rundir":
+            continue
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                      and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in CONTRACT_NAMES and id(node) not in docstrings:
+                bad.append(f"{module}:{node.lineno}: {node.value!r}")
+    assert not bad, "run-folder file names outside bert_cli/rundir.py (use its constants):\n" + "\n".join(bad)
+
+
+def test_the_finetune_task_list_is_the_tasks_list():
+    from bert_cli.text import task_names, tasks
+
+    assert tuple(tasks._GLUE_FACTORIES) == task_names.GLUE_TASKS
+    assert task_names.FINETUNE_TASKS == ("squad", *task_names.GLUE_TASKS, "csv", "tsv", "jsonl")
+    for name in task_names.GLUE_TASKS:
+        assert tasks.get_task(name).name == name
+
+
+# ============================================================================ fileio.atomic_directory
+
+
+def test_atomic_directory_replaces_the_whole_folder(tmp_path):
+    from bert_cli.fileio import atomic_directory
+
+    target = tmp_path / "best"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with atomic_directory(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".best.tmp-") and not any(tmp.iterdir())
+        (tmp / "new.txt").write_text("new")
+        assert (target / "old.txt").is_file()  # readers see the old folder until the end
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]  # no temp or old folder left
+
+
+def test_atomic_directory_failure_keeps_the_old_folder(tmp_path):
+    from bert_cli.fileio import atomic_directory
+
+    target = tmp_path / "export"
+    target.mkdir()
+    (target / "model.ckpt.index").write_text("old")
+    with pytest.raises(OSError, match="disk full"):
+        with atomic_directory(target) as tmp:
+            (tmp / "model.ckpt.index").write_text("half")
+            raise OSError("disk full")
+    assert (target / "model.ckpt.index").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_atomic_directory_creates_a_missing_folder(tmp_path):
+    from bert_cli.fileio import atomic_directory
+
+    with atomic_directory(tmp_path / "a" / "saved_model") as tmp:
+        (tmp / "saved_model.pb").write_bytes(b"x")
+    assert (tmp_path / "a" / "saved_model" / "saved_model.pb").read_bytes() == b"x"
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["saved_model"]

@@ -287,7 +287,7 @@ def make_run_info(c: FinetuneConfig, task: Task, source: _ModelSource) -> dict:
     }
 
 
-def write_run_folder(directory: Path, info: Mapping[str, Any], source: _ModelSource) -> None:
+def _write_run_folder(directory: Path, info: Mapping[str, Any], source: _ModelSource) -> None:
     """bert_run.json + vocab.txt + bert_config.json copies (:func:`bert_cli.rundir.write_run_folder`)."""
     rundir.write_run_folder(directory, info, vocab_file=source.vocab_file, config_json=source.config.to_json())
 
@@ -382,7 +382,7 @@ def _save_best(model, directory: Path, step: int, results: Mapping[str, Any], in
 
     with atomic_directory(directory) as tmp:
         save_weights(model, tmp / "model.ckpt", global_step=step)
-        write_run_folder(tmp, info, source)
+        _write_run_folder(tmp, info, source)
         rundir.write_eval_results(tmp, results)
 
 
@@ -406,7 +406,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
     if chief:
         output_dir.mkdir(parents=True, exist_ok=True)
         _check_existing_run(output_dir, info)
-        write_run_folder(output_dir, info, source)
+        _write_run_folder(output_dir, info, source)
 
     model = engine.build_model(runtime, source.config, task.num_labels, kind=kind, seed=runtime.seed,
                                random_init=True)
@@ -591,7 +591,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
         with atomic_directory(export) as tmp:
             engine.save_weights(model, tmp / "model.ckpt")
             _rewrite_state_file(tmp, "model.ckpt")
-            write_run_folder(tmp, info, source)
+            _write_run_folder(tmp, info, source)
         summary["export"] = str(export)
         console.info(f"wrote the weights-only model folder {export}")
     if chief and c.export_saved_model:
