@@ -3,6 +3,8 @@
 * no module imports another module's private ``_name`` (``from X import _y``, ``mod._y``);
 * no import cycle among ``bert_cli`` modules (imports at module level and inside functions; an
   ``if TYPE_CHECKING:`` import is for annotations only and never runs);
+* the layers depend one way: ``cli`` -> ``ops`` -> ``engine``/``models``/``text`` (and the
+  top-level helpers); ``models`` and ``text`` never import ``ops``, ``engine`` or ``cli``;
 * TensorFlow (and Keras) is imported only under ``bert_cli/engine``;
 * no module is longer than :data:`MAX_LINES` (lowered as the large modules are split).
 """
@@ -162,6 +164,33 @@ def test_no_private_names_imported_across_modules():
 def test_no_import_cycle():
     cycle = _find_cycle(_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+#: sub-packages a layer must never import (top-level modules such as rundir, fileio: none of them).
+FORBIDDEN = {
+    "cli": set(),
+    "ops": {"cli"},
+    "engine": {"cli", "ops"},
+    "models": {"cli", "ops", "engine"},
+    "text": {"cli", "ops", "engine", "models"},
+    None: {"cli", "ops", "engine", "models", "text"},  # bert_cli/*.py (errors, fileio, rundir, ...)
+}
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in FORBIDDEN) else None
+
+
+def test_layers_depend_one_way():
+    bad = []
+    for module, targets in sorted(_graph().items()):
+        if module == "bert_cli.__main__":
+            continue  # `python -m bert_cli` runs the CLI
+        for target in sorted(targets):
+            if _layer(target) in FORBIDDEN[_layer(module)]:
+                bad.append(f"{module} imports {target}")
+    assert not bad, "imports against the layering:\n" + "\n".join(bad)
 
 
 def test_find_cycle_reports_a_cycle():

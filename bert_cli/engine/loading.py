@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from .. import console
 from ..errors import NotFoundError, UsageError
-from ..modelconfig import BertConfig, is_hf_config, read_model_config
+from ..modelconfig import BertConfig, read_model_config
 from ..models.policy import weights_format_of
 from .checkpoint import LoadReport, load_into, resolve_checkpoint
 from .checkpoint_reader import BundleReader
