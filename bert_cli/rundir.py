@@ -12,11 +12,12 @@ and the sub-folders :data:`BEST_DIR` ``best/``, :data:`EXPORT_DIR` ``export/``,
 
 **One run at a time**: :func:`exclusive` holds an advisory lock (``fcntl.flock``) on
 ``DIR/.bert.lock`` for the whole run, so a second ``bert`` pointed at the same folder fails at
-once, naming who holds it, instead of interleaving checkpoints and result files with the first. The kernel drops the lock
-when its process dies (kill -9 included), so a crashed run never blocks the next one; the file
-itself stays (deleting a lock file races with the next locker) and only ever holds the
-holder's description. Only the chief of a multi-worker cluster locks: the other workers share
-its folder and write nothing there.
+once, naming who holds it, instead of interleaving checkpoints and result files with the first.
+The kernel drops the lock when its process dies (kill -9 included), so a crashed run never
+blocks the next one; the file itself stays (deleting a lock file races with the next locker) and
+only ever holds the holder's description; a run that fails in a folder it created removes the
+folder again when nothing else was written there. Only the chief of a multi-worker cluster
+locks: the other workers share its folder and write nothing there.
 
 Pure Python (numpy for the float32 formatting), no TensorFlow.
 """
@@ -60,6 +61,7 @@ def exclusive(directory: str | os.PathLike, command: str, *, enabled: bool = Tru
     if not enabled or fcntl is None:
         yield path
         return
+    created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     lock = path / LOCK_FILE
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
@@ -77,6 +79,12 @@ def exclusive(directory: str | os.PathLike, command: str, *, enabled: bool = Tru
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}: bert {command}, since {started}\n".encode(), 0)
         try:
             yield path
+        except BaseException:
+            if created:  # a run that failed in a folder it made leaves no folder behind
+                with contextlib.suppress(OSError):
+                    lock.unlink()
+                    path.rmdir()  # only when empty
+            raise
         finally:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)

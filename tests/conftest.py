@@ -200,3 +200,135 @@ def squad2_subset(shared_data, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("squad2") / "allennlp-models_squad2.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
+
+
+# === shared paths, tokenizer and models (one copy each; wt-hyg) ==============================
+
+GOLDEN_NAME = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The checkout's root folder (holds bert_cli/, tests/, README.md)."""
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def golden_tfrecord(shared_data) -> Path:
+    """The ORIGINAL create_pretraining_data.py's output on text/sample_text.txt (uncased vocab,
+    lower case, seq 128, 20 predictions, mlm 0.15, short 0.1, seed 12345, dupe 5): 60 examples."""
+    path = shared_data / GOLDEN_NAME
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path
+
+
+@pytest.fixture(scope="session")
+def uncased_vocab(shared_data) -> Path:
+    """Google's BERT-Base Uncased vocab.txt from the reference data (30522 lines)."""
+    return shared_data / "vocab" / "uncased" / "vocab.txt"
+
+
+@pytest.fixture(scope="session")
+def uncased_tokenizer():
+    """``FullTokenizer`` over the packaged uncased vocab (identical to Google's), lower-casing."""
+    from bert_cli.text.tokenization import FullTokenizer, packaged_vocab_path
+
+    return FullTokenizer(packaged_vocab_path(), do_lower_case=True)
+
+
+@pytest.fixture(scope="session")
+def minilm_model(minilm):
+    """``(config, model, report)``: the real MiniLM weights loaded by the engine (TensorFlow)."""
+    pytest.importorskip("tensorflow")
+    from bert_cli.engine import hf_weights
+
+    return hf_weights.load_hf_model(minilm)
+
+
+@pytest.fixture(scope="session")
+def minilm_transformers(minilm):
+    """transformers' own ``BertModel`` of the real MiniLM (eager attention, eval mode)."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    theirs = transformers.BertModel.from_pretrained(str(minilm), attn_implementation="eager")
+    theirs.eval()
+    return theirs
+
+
+# === a tiny SQuAD model (random init, the packaged uncased vocab; wt-hyg) =====================
+
+SQUAD_TINY_CONFIG = dict(
+    vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+    max_position_embeddings=128, type_vocab_size=2,
+)
+
+
+# === an independent SQuAD 2.0 evaluation (evaluate-v2.0.py restated in numpy; wt-hyg) =========
+
+
+def reference_squad_v2(qas: list[dict], predictions: dict, null_odds: dict, na_prob_thresh: float = 1.0) -> dict:
+    """The official v2.0 metrics of ``predictions`` with ``null_odds`` as its na-prob file, computed
+    apart from bert_cli: own normalisation and token F1, no-answer scoring above ``na_prob_thresh``,
+    and the best thresholds by brute force over every odds value (answered iff odds <= t; the
+    first strict maximum wins, as the official walk; tied odds aside). ``qas``: the data set's
+    questions in order (``squad_metrics.iter_questions``)."""
+    import collections
+    import re
+    import string
+
+    import numpy as np
+
+    table = str.maketrans("", "", string.punctuation)
+
+    def norm(s):
+        return " ".join(re.sub(r"\b(?:a|an|the)\b", " ", s.lower().translate(table)).split())
+
+    def f1(gold, pred):
+        g, p = norm(gold).split(), norm(pred).split()
+        if not g or not p:
+            return float(g == p)
+        same = sum((collections.Counter(g) & collections.Counter(p)).values())
+        return 0.0 if same == 0 else 2 * same / (len(g) + len(p))
+
+    preds = [predictions[qa["id"]] for qa in qas]
+    has = np.array([bool(qa["answers"]) for qa in qas])
+    golds = [[a["text"] for a in qa["answers"] if norm(a["text"])] or [""] for qa in qas]
+    raw = {
+        "exact": np.array([max(float(norm(g) == norm(p)) for g in gs) for gs, p in zip(golds, preds)]),
+        "f1": np.array([max(f1(g, p) for g in gs) for gs, p in zip(golds, preds)]),
+    }
+    na = np.array([float(null_odds[qa["id"]]) for qa in qas])
+    nonempty = np.array([bool(p) for p in preds])
+    out: dict = {}
+    scored = {k: np.where(na > na_prob_thresh, (~has).astype(float), v) for k, v in raw.items()}
+    for prefix, rows in (("", slice(None)), ("HasAns_", has), ("NoAns_", ~has)):
+        if prefix and not np.asarray(rows).any():
+            continue
+        out[f"{prefix}exact"] = 100.0 * scored["exact"][rows].mean()
+        out[f"{prefix}f1"] = 100.0 * scored["f1"][rows].mean()
+        out[f"{prefix}total"] = int(np.ones(len(qas))[rows].sum())
+    for key in ("exact", "f1"):
+        answered = np.where(has, raw[key], np.where(nonempty, 0.0, 1.0))
+        null = (~has).astype(float)
+        best, best_t = null.sum(), 0.0
+        for t in np.sort(na):
+            score = np.where(na <= t, answered, null).sum()
+            if score > best + 1e-9:
+                best, best_t = score, float(t)
+        out[f"best_{key}"] = 100.0 * best / len(qas)
+        out[f"best_{key}_thresh"] = best_t
+    return out
+
+
+# === the download tests' local HTTP server (tests/download_server.py; wt-hyg) ================
+
+
+@pytest.fixture
+def server():
+    """A started :class:`download_server.FakeServer` on 127.0.0.1 (closed after the test)."""
+    from download_server import FakeServer
+
+    srv = FakeServer()
+    yield srv
+    srv.close()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +16,6 @@ tf = pytest.importorskip("tensorflow")
 
 from bert_cli.engine.checkpoint_manager import CheckpointManager  # noqa: E402
 from bert_cli.errors import CheckpointError, NotFoundError  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def make_tensors(seed: int = 0) -> dict[str, tf.Variable]:
     """A few TF1-named weights, their Adam slots and a global_step, like a training run's."""
@@ -131,14 +128,16 @@ def test_restore_refuses_incompatible_checkpoints(tmp_path):
         CheckpointManager(tmp_path, tensors).restore(str(tmp_path / "model.ckpt-999"))
 
 
+# The child process gets make_tensors' own source (no test module is imported by another).
 KILL_DURING_SAVE = textwrap.dedent(
     """
     import os, signal, sys
     import numpy as np
     import tensorflow as tf
-    sys.path.insert(0, sys.argv[2])
-    from test_checkpoint_manager import make_tensors
     from bert_cli.engine import checkpoint_manager as cm
+    """
+) + inspect.getsource(make_tensors) + textwrap.dedent(
+    """
 
     out = sys.argv[1]
     tensors = make_tensors()
@@ -157,16 +156,16 @@ KILL_DURING_SAVE = textwrap.dedent(
 )
 
 
-def test_kill_9_during_save_keeps_the_previous_checkpoint(tmp_path):
+def test_kill_9_during_save_keeps_the_previous_checkpoint(tmp_path, repo_root):
     """A real SIGKILL after the new bundle is on disk but before it is committed: the old
     checkpoint is still the latest (and, with keep=1, was not pruned), and restores."""
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-c", KILL_DURING_SAVE, str(out), str(ROOT / "tests")],
+        [sys.executable, "-c", KILL_DURING_SAVE, str(out)],
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=ROOT,
+        cwd=repo_root,
     )
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert (out / "model.ckpt-2.index").exists()  # the uncommitted bundle is there...

@@ -6,11 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
-
 import pytest
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("tensorflow", "keras", "torch", "transformers")
 
 

@@ -16,18 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_download_server import Route, build_zip, model_files, server  # noqa: F401  (fixture)
+from download_server import Route, build_zip, model_files
 from typer.testing import CliRunner
 
 from bert_cli import settings
-from bert_cli.errors import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, BertError, ChecksumError
+from bert_cli.errors import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, ChecksumError
 from bert_cli.models import catalogue
 from bert_cli.models.cache import Cache
 from bert_cli.models.resolve import resolve_model
 from bert_cli.models.install import download_model
 from bert_cli.ops.download import format_mrpc
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY_ZIP_PATH = "/bert_models/2020_02_20/uncased_L-2_H-128_A-2.zip"
 TINY = "uncased-L-2-H-128"
 HUB_REPO = "google/bert_uncased_L-2_H-128_A-2"
@@ -526,26 +525,26 @@ def test_cola_zip(env, server, shared_data):
 # -- the installed program ---------------------------------------------------------------------------
 
 
-def test_exit_codes_through_the_real_entry_point(env, server):
+def test_exit_codes_through_the_real_entry_point(env, server, repo_root):
     """`python -m bert_cli download ...`: stderr gets error/hint lines, stdout stays empty."""
     child_env = {**os.environ, "BERT_CACHE": str(env.root)}
     out = subprocess.run(
         [sys.executable, "-m", "bert_cli", "download", "tiny", "--source", "google"],
-        capture_output=True, text=True, env=child_env, timeout=120, cwd=ROOT,
+        capture_output=True, text=True, env=child_env, timeout=120, cwd=repo_root,
     )
     assert out.returncode == EXIT_FAILED and out.stdout == ""
     assert "error: not found on the server (HTTP 404)" in out.stderr and "Traceback" not in out.stderr
     out = subprocess.run(
-        [sys.executable, "-m", "bert_cli", "download", "nosuchmodel"], capture_output=True, text=True, env=child_env, timeout=120, cwd=ROOT
+        [sys.executable, "-m", "bert_cli", "download", "nosuchmodel"], capture_output=True, text=True, env=child_env, timeout=120, cwd=repo_root
     )
     assert out.returncode == EXIT_NOT_FOUND and "hint: bert download --list" in out.stderr
 
 
-def test_download_is_registered_with_completion():
+def test_download_is_registered_with_completion(repo_root):
     """In a fresh process (the tests above may have registered the command themselves)."""
     env = dict(os.environ, _BERT_COMPLETE="complete_bash", COMP_WORDS="bert download ti", COMP_CWORD="2")
-    out = subprocess.run([sys.executable, "-m", "bert_cli"], capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-m", "bert_cli"], capture_output=True, text=True, env=env, timeout=60, cwd=repo_root)
     assert out.stdout.split() == ["tiny"], "bert_cli.cli.commands must register bert_cli.cli.download:download"
-    env.update(COMP_WORDS="bert download --remove ", COMP_CWORD="3", BERT_CACHE=str(ROOT / "tests" / "no-such-cache"))
-    out = subprocess.run([sys.executable, "-m", "bert_cli"], capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    env.update(COMP_WORDS="bert download --remove ", COMP_CWORD="3", BERT_CACHE=str(repo_root / "tests" / "no-such-cache"))
+    out = subprocess.run([sys.executable, "-m", "bert_cli"], capture_output=True, text=True, env=env, timeout=60, cwd=repo_root)
     assert out.returncode == 0 and out.stdout.split() == []  # cached names only; none here

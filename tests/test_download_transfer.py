@@ -7,7 +7,7 @@ import hashlib
 import socket
 
 import pytest
-from test_download_server import Route, server  # noqa: F401  (fixture)
+from download_server import Route
 
 from bert_cli.errors import EXIT_FAILED, ChecksumError, DownloadError
 from bert_cli.models.transfer import RemoteError, RetryPolicy, fetch, part_path

@@ -193,11 +193,6 @@ def test_table_matches_variable_names():
 # ----------------------------------------------------------------------------- Hugging Face
 
 
-@pytest.fixture(scope="module")
-def minilm(shared_data):
-    return shared_data / "hf" / "all-MiniLM-L6-v2"
-
-
 def test_read_minilm_safetensors(minilm):
     raw = hw.read_safetensors(minilm / "model.safetensors")
     assert len(raw) == 104  # 103 weights + the position_ids buffer

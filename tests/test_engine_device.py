@@ -51,9 +51,16 @@ def test_cpu_precisions_and_xla_flag():
     assert fp16.banner == "bert: training on 1 CPU (fp16 + loss scaling, XLA off)"
     scaler = fp16.make_loss_scaler()
     assert float(scaler.scale.numpy()) == 2.0**15
-    # the runtime's tf.function carries the XLA flag
-    fn = bf16.function(lambda x: x * 2.0)
-    assert float(fn(tf.constant(2.0))) == 4.0
+    # the runtime's tf.function carries the XLA flag: the traced graph must be compiled (or not)
+    assert bf16.xla is True and fp16.xla is False
+    for runtime, on in ((bf16, True), (fp16, False)):
+        fn = runtime.function(lambda x: x * 2.0)
+        traced = fn.get_concrete_function(tf.constant(2.0))
+        assert traced.function_def.attr["_XlaMustCompile"].b is on
+        assert float(fn(tf.constant(2.0))) == 4.0
+    # an explicit jit_compile still wins over the runtime's choice
+    forced = fp16.function(lambda x: x + 1.0, jit_compile=True).get_concrete_function(tf.constant(1.0))
+    assert forced.function_def.attr["_XlaMustCompile"].b is True
 
 
 @no_gpu

@@ -19,7 +19,6 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from bert_cli.engine import checkpoint as ck  # noqa: E402
-from bert_cli.engine import hf_weights as hw  # noqa: E402
 from bert_cli.engine.heads import PretrainingHeads  # noqa: E402
 from bert_cli.engine.model import BertModel  # noqa: E402
 from bert_cli.modelconfig import BertConfig  # noqa: E402
@@ -117,16 +116,6 @@ def encode(shared_data, pairs, seq_len: int):
     return ids, mask, seg
 
 
-@pytest.fixture(scope="module")
-def minilm(shared_data):
-    path = shared_data / "hf" / "all-MiniLM-L6-v2"
-    config, model, report = hw.load_hf_model(path)
-    assert report.missing == [] and report.unexpected == []
-    theirs = transformers.BertModel.from_pretrained(str(path), attn_implementation="eager")
-    theirs.eval()
-    return config, model, theirs
-
-
 # Real tokens: |ours - theirs| <= REAL_RTOL * max|theirs| over the real positions (scale ~6-11
 # here, so ~1.3e-5 to 2.2e-5). float32 has eps 1.19e-7; each of the 6 layers sums products of
 # length 384 and 1536 in another order than torch (oneDNN's blocked kernels on AVX-512, Eigen or
@@ -149,8 +138,10 @@ def split_diff(ours, theirs, mask) -> tuple[float, float, float, float]:
     return d[real].max(), np.abs(b[real]).max(), d[~real].max(), np.abs(b[~real]).max()
 
 
-def test_minilm_real_weights_match_transformers(shared_data, minilm):
-    config, model, theirs = minilm
+def test_minilm_real_weights_match_transformers(shared_data, minilm_model, minilm_transformers):
+    config, model, report = minilm_model
+    assert report.missing == [] and report.unexpected == []
+    theirs = minilm_transformers
     assert config.gelu_form == "erf"
     ids, mask, seg = encode(shared_data, mrpc_pairs(shared_data, 8), 64)
     assert ids[0, 0] == 101 and (seg.sum(1) > 0).all() and (mask.sum(1) < 64).any()  # pairs, some padding
@@ -173,8 +164,9 @@ def test_minilm_real_weights_match_transformers(shared_data, minilm):
     assert wrong > 5 * REAL_RTOL * scale
 
 
-def test_minilm_single_sentences_unpadded(shared_data, minilm):
-    _, model, theirs = minilm
+def test_minilm_single_sentences_unpadded(shared_data, minilm_model, minilm_transformers):
+    _, model, _ = minilm_model
+    theirs = minilm_transformers
     sentences = [a for a, _ in mrpc_pairs(shared_data, 2)]
     for sentence in sentences:
         ids, mask, seg = encode(shared_data, [sentence], 128)

@@ -340,10 +340,10 @@ def mrpc_rows(shared_data, n: int) -> list[tuple[str, str]]:
     return [(r[3], r[4]) for r in rows[1 : n + 1]]
 
 
-def test_jsonl_equals_transformers_hidden_states_tf1(shared_data, tmp_path):
+def test_jsonl_equals_transformers_hidden_states_tf1(shared_data, tmp_path, uncased_vocab):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    vocab_file = shared_data / "vocab" / "uncased" / "vocab.txt"
+    vocab_file = uncased_vocab
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=48, max_position_embeddings=64, type_vocab_size=2)
     model = BertModel(config, seed=11)
@@ -382,24 +382,19 @@ def test_jsonl_equals_transformers_hidden_states_tf1(shared_data, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def minilm(shared_data, tmp_path_factory):
-    """A model folder for the real all-MiniLM-L6-v2 (HF layout) plus transformers' copy."""
-    transformers = pytest.importorskip("transformers")
-    pytest.importorskip("torch")
-    src = shared_data / "hf" / "all-MiniLM-L6-v2"
+def minilm_with_vocab(minilm, uncased_vocab, tmp_path_factory):
+    """A model folder for the real all-MiniLM-L6-v2 (HF layout) with the vocab.txt it ships without."""
     folder = tmp_path_factory.mktemp("minilm")
     for name in ("config.json", "model.safetensors", "tokenizer_config.json"):
-        os.symlink(src / name, folder / name)
-    os.symlink(shared_data / "vocab" / "uncased" / "vocab.txt", folder / "vocab.txt")
-    theirs = transformers.BertModel.from_pretrained(str(src), attn_implementation="eager")
-    theirs.eval()
-    return folder, theirs
+        os.symlink(minilm / name, folder / name)
+    os.symlink(uncased_vocab, folder / "vocab.txt")
+    return folder
 
 
-def test_minilm_through_load_encoder(minilm):
+def test_minilm_through_load_encoder(minilm_with_vocab):
     from bert_cli.models.resolve import resolve_model
 
-    folder, _ = minilm
+    folder = minilm_with_vocab
     files = resolve_model(str(folder))
     assert files.weights_format == "hf" and files.do_lower_case is True
     config, model, report = load_encoder(model_files=files)
@@ -407,10 +402,10 @@ def test_minilm_through_load_encoder(minilm):
     assert report.missing == [] and report.unexpected == [] and not pooler_missing(report)
 
 
-def test_minilm_sentence_vectors_equal_transformers(shared_data, minilm, tmp_path):
+def test_minilm_sentence_vectors_equal_transformers(shared_data, minilm_with_vocab, minilm_transformers, tmp_path):
     import torch
 
-    folder, theirs = minilm
+    folder, theirs = minilm_with_vocab, minilm_transformers
     rows = mrpc_rows(shared_data, 3)
     lines = [rows[0][0], rows[1][1], f"{rows[2][0]} ||| {rows[2][1]}"]
     path = tmp_path / "mean.npz"

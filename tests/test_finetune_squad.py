@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SQUAD_TINY_CONFIG, reference_squad_v2
 
 tf = pytest.importorskip("tensorflow")
 
@@ -22,14 +23,10 @@ from bert_cli.text import squad_metrics  # noqa: E402
 from bert_cli.text.squad import convert_examples_to_features, read_squad_examples  # noqa: E402
 from bert_cli.text.squad_metrics import normalize_answer  # noqa: E402
 from bert_cli.text.squad_predict import read_raw_logits  # noqa: E402
-from bert_cli.text.tokenization import FullTokenizer  # noqa: E402
+from bert_cli.text.tokenization import packaged_vocab_path  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-VOCAB = ROOT / "bert_cli" / "resources" / "uncased_vocab.txt"
-CONFIG = dict(
-    vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-    max_position_embeddings=128, type_vocab_size=2,
-)
+VOCAB = packaged_vocab_path()
+CONFIG = SQUAD_TINY_CONFIG
 SEQ, STRIDE, QUERY = 128, 64, 32
 BATCH, EPOCHS, LR = 4, 80.0, 2e-3
 STEPS = int(5 / BATCH * EPOCHS)  # the original's count, over EXAMPLES (5 questions): 100
@@ -118,10 +115,10 @@ def test_interrupted_run_resumes_and_finished_run_does_no_step(v1_run):
     assert v1_run["again"]["metrics"] == v1_run["full"]["metrics"]
 
 
-def test_train_record_labels_point_at_the_answers(v1_run):
+def test_train_record_labels_point_at_the_answers(v1_run, uncased_tokenizer):
     """train.tf_record holds the pre-shuffled examples' features; the labelled span is the answer."""
     data, out = v1_run["data"], v1_run["out"]
-    tokenizer = FullTokenizer(VOCAB, do_lower_case=True)
+    tokenizer = uncased_tokenizer
     inv = {i: t for t, i in tokenizer.vocab.items()}
     examples = read_squad_examples(data, is_training=True, first_answer_only=True)
     random.Random(12345).shuffle(examples)
@@ -194,14 +191,14 @@ def test_predict_only_reloads_the_fine_tuned_checkpoint(v1_run, tmp_path):
     assert summary["metrics"] == v1_run["full"]["metrics"]
 
 
-def test_predictor_streams_in_order_whatever_the_batch(tmp_path, shared_data):
+def test_predictor_streams_in_order_whatever_the_batch(tmp_path, shared_data, uncased_tokenizer):
     """raw_results consumes the feature generator lazily and gives the same logits for any batch size."""
     from bert_cli.engine.device import select_runtime
     from bert_cli.engine.squad_model import SquadPredictor, build_model
     from bert_cli.modelconfig import BertConfig
 
     data = squad_file(shared_data, "allennlp-models_squad.json")
-    tokenizer = FullTokenizer(VOCAB, do_lower_case=True)
+    tokenizer = uncased_tokenizer
     examples = read_squad_examples(data, is_training=False)
     runtime = select_runtime("cpu", "fp32", False, 3)
     model = build_model(runtime, BertConfig.from_json_file(config_file(tmp_path)), seed=3)
@@ -247,9 +244,17 @@ def test_v2_writes_null_odds_and_squad_threshold_applies(tmp_path, squad2_subset
     assert impossible and all(f["start_positions"].int64_list.value[0] == 0 == f["end_positions"].int64_list.value[0]
                               for f in impossible)  # unanswerable: the [CLS] position
     metrics = summary["metrics"]
-    for key in ("exact", "f1", "total", "HasAns_exact", "best_exact", "best_f1", "best_f1_thresh"):
-        assert key in metrics
-    assert metrics["total"] == len(answers) == 6
+    predictions = json.loads((out / "predictions.json").read_text(encoding="utf-8"))
+    # the original's rule at --null-score-diff-threshold 0: no answer iff its null odds are above 0
+    assert all((predictions[q] == "") == (null_odds[q] > 0.0) for q in answers)
+    # the returned metrics are the official v2.0 evaluation of the written files, restated apart
+    dataset, _ = squad_metrics.load_dataset(data)
+    expected = reference_squad_v2(list(squad_metrics.iter_questions(dataset)), predictions, null_odds)
+    assert list(metrics) == list(expected)
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(value, abs=1e-9), key
+    assert (metrics["total"], metrics["HasAns_total"], metrics["NoAns_total"]) == (6, 5, 1) and len(answers) == 6
+    assert squad_metrics.evaluate_files(data, out / "predictions.json", out / "null_odds.json") == metrics
     nbest = json.loads((out / "nbest_predictions.json").read_text(encoding="utf-8"))
     assert all(list(e) == NBEST_KEYS for entries in nbest.values() for e in entries)
     assert all(any(e["text"] == "" for e in entries) for entries in nbest.values())  # v2 adds the null answer

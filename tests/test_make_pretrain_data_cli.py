@@ -7,29 +7,35 @@ import json
 from typer.testing import CliRunner
 
 from bert_cli.cli.app import app
+from bert_cli.resources import path as resource_path
 from bert_cli.text.tfrecord import decode_example, read_records
 
-GOLDEN = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
 
-
-def test_cli_reproduces_the_original_output(shared_data, tmp_path):
+def test_cli_reproduces_the_original_output(shared_data, golden_tfrecord, tmp_path, uncased_vocab):
     out = tmp_path / "out.tfrecord"
     result = CliRunner().invoke(app, [
         "make-pretrain-data", "--input-file", str(shared_data / "text" / "sample_text.txt"),
-        "--output-file", str(out), "--vocab-file", str(shared_data / "vocab" / "uncased" / "vocab.txt"),
+        "--output-file", str(out), "--vocab-file", str(uncased_vocab),
         "--do-lower-case", "--dupe-factor", "5", "--json",
     ])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["instances"] == 60
     ours = [decode_example(r) for r in read_records(out)]
-    golden = [decode_example(r) for r in read_records(shared_data / GOLDEN)]
+    golden = [decode_example(r) for r in read_records(golden_tfrecord)]
     assert ours == golden
 
 
-def test_bundled_sample_text_is_the_default_input(tmp_path):
-    out = tmp_path / "demo.tfrecord"
-    result = CliRunner().invoke(app, ["make-pretrain-data", "-o", str(out), "--dupe-factor", "1"])
-    assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == str(out)
-    assert len(list(read_records(out))) > 0
-    assert "bundled sample text" in result.stderr
+def test_bundled_sample_text_is_the_default_input(user, shared_data, golden_tfrecord):
+    """No --input-file: the bundled sample text (the original's sample_text.txt), uncased by
+    default; with the golden file's --dupe-factor 5 (all else default) the same 60 instances."""
+    bundled = resource_path("sample_text.txt").read_bytes()
+    assert bundled == (shared_data / "text" / "sample_text.txt").read_bytes()
+    run = user.run("make-pretrain-data", "-o", "out/demo.tfrecord", "--dupe-factor", "5")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "out/demo.tfrecord\n"
+    assert "bundled sample text" in run.stderr and "Traceback" not in run.stderr
+    ours = [decode_example(r) for r in read_records(user.cwd / "out" / "demo.tfrecord")]
+    golden = [decode_example(r) for r in read_records(golden_tfrecord)]
+    assert len(ours) == len(golden) == 60
+    assert ours == golden
+    assert sorted(p.name for p in (user.cwd / "out").iterdir()) == ["demo.tfrecord"] and user.leftovers() == []

@@ -59,17 +59,17 @@ def test_folder_without_vocab_is_a_clear_error(shared_data):
     assert "no vocab.txt" in err.value.message and err.value.exit_code == EXIT_NOT_FOUND
 
 
-def test_casing_from_the_catalogue_entry_named_like_the_folder(shared_data, tmp_path):
+def test_casing_from_the_catalogue_entry_named_like_the_folder(shared_data, tmp_path, uncased_vocab):
     folder = tmp_path / "uncased_L-8_H-512_A-8"
     shutil.copytree(shared_data / "checkpoints" / "uncased_L-8_H-512_A-8.index-only", folder)
-    (folder / "vocab.txt").write_bytes((shared_data / "vocab" / "uncased" / "vocab.txt").read_bytes())
+    (folder / "vocab.txt").write_bytes(uncased_vocab.read_bytes())
     files = inspect_directory(folder)
     assert files.do_lower_case is True and files.checkpoint == str(folder / "bert_model.ckpt")
     cased = make_model(tmp_path / "cased_L-12_H-768_A-12")
     assert inspect_directory(cased).do_lower_case is False
 
 
-def test_hf_folder_uses_config_json_safetensors_and_tokenizer_casing(shared_data, tmp_path, monkeypatch):
+def test_hf_folder_uses_config_json_safetensors_and_tokenizer_casing(shared_data, tmp_path, monkeypatch, uncased_vocab):
     folder = tmp_path / "minilm"
     shutil.copytree(shared_data / "hf" / "all-MiniLM-L6-v2", folder)
     monkeypatch.setenv("BERT_CACHE", str(tmp_path / "cache"))
@@ -80,7 +80,7 @@ def test_hf_folder_uses_config_json_safetensors_and_tokenizer_casing(shared_data
     (folder / "tokenizer.json").unlink()
     with pytest.raises(NotFoundError, match="no vocab.txt"):
         inspect_directory(folder)
-    (folder / "vocab.txt").write_bytes((shared_data / "vocab" / "uncased" / "vocab.txt").read_bytes())
+    (folder / "vocab.txt").write_bytes(uncased_vocab.read_bytes())
     files = inspect_directory(folder)
     assert files.vocab_file == folder / "vocab.txt"
     assert files.weights_format == "hf" and files.checkpoint == str(folder / "model.safetensors")

@@ -173,11 +173,24 @@ def test_regression_and_multilabel(tmp_path):
 
     ml = tmp_path / "ml"
     ml.mkdir()
-    make_run(ml, kind="multilabel", labels=("x", "y"))
-    text, _ = predict(ml, read_predict_input(lines_file(tmp_path, ["the cat"])))
-    row = json.loads(text)
-    assert set(row) == {"labels", "probabilities"}
-    assert row["labels"] == [k for k, p in row["probabilities"].items() if p >= 0.5]
+    names = ("x", "y", "z")
+    ml_model = make_run(ml, kind="multilabel", labels=names)
+    ml_lines = LINES[:2] + LINES[3:]  # single sentences and pairs
+    text, _ = predict(ml, read_predict_input(lines_file(tmp_path, ml_lines)))
+    rows = [json.loads(line) for line in text.splitlines()]
+    features = convert_examples(read_predict_input(lines_file(tmp_path, ml_lines)), FullTokenizer(ml / "vocab.txt"), 12,
+                                kind="multilabel", with_labels=False)
+    logits = numpy_logits(ml_model, features)
+    expected = 1.0 / (1.0 + np.exp(-logits))  # one sigmoid per label
+    assert len(rows) == len(ml_lines)
+    for row, probs in zip(rows, expected):
+        assert list(row) == ["labels", "probabilities"] and list(row["probabilities"]) == list(names)
+        np.testing.assert_allclose([row["probabilities"][k] for k in names], probs, atol=2e-5)
+        assert row["labels"] == [k for k, p in zip(names, probs) if p >= 0.5]
+    softmax = np.exp(logits - logits.max(-1, keepdims=True))
+    softmax /= softmax.sum(-1, keepdims=True)
+    assert np.abs(softmax - expected).max() > 50 * 2e-5  # a softmax would not pass
+    assert np.ptp(expected, axis=0).max() > 50 * 2e-5  # inputs differ far beyond the tolerance (order matters)
 
 
 def test_errors(run_dir, tmp_path):

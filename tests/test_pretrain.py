@@ -26,8 +26,6 @@ from bert_cli.modelconfig import BertConfig  # noqa: E402
 from bert_cli.ops.pretrain import PretrainConfig, run, validate  # noqa: E402
 from bert_cli.text.tfrecord import TFRecordWriter, decode_example, encode_example, float_feature, int64_feature, read_records  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
 TINY_CKPT = "checkpoints/tf1-tiny-random"
 
 
@@ -125,8 +123,8 @@ def test_resumed_stream_is_the_tail_of_the_uninterrupted_one(tmp_path):
     np.testing.assert_array_equal(np.concatenate(batches(0, 4)), flat[:20])
 
 
-def test_seq_length_and_prediction_mismatch_are_clear_errors(shared_data, tmp_path):
-    golden = str(shared_data / GOLDEN)
+def test_seq_length_and_prediction_mismatch_are_clear_errors(golden_tfrecord, tmp_path):
+    golden = str(golden_tfrecord)
     with pytest.raises(InputError, match=r"sequences of length 128 but --max-seq-length is 64") as err:
         engine.inspect_input_files([golden], 64, 20)
     assert err.value.hint == "pass --max-seq-length 128 (the value the data was made with)"
@@ -177,44 +175,63 @@ def test_bad_id_deep_in_the_data_is_caught_by_the_pipeline(tmp_path):
 # ----------------------------------------------------------------------------- training
 
 
-def test_pretraining_from_scratch_learns_and_writes_the_original_layout(shared_data, tmp_path):
+def masked_token_baselines(path: Path, n_records: int) -> tuple[float, float]:
+    """What a model that ignores the context scores on the masked tokens of the first
+    ``n_records`` records of ``path`` (what the eval reads): the accuracy of always predicting
+    the most frequent masked token, and the cross-entropy (nats) of predicting their unigram
+    distribution -- fitted to these very tokens, the best any context-free guess can do."""
+    counts: dict[int, int] = {}
+    for record in list(read_records(path))[:n_records]:
+        example = decode_example(record)
+        for token, weight in zip(example["masked_lm_ids"], example["masked_lm_weights"]):
+            if weight > 0:
+                counts[token] = counts.get(token, 0) + 1
+    total = sum(counts.values())
+    return max(counts.values()) / total, -sum(c / total * math.log(c / total) for c in counts.values())
+
+
+def test_pretraining_from_scratch_learns_and_writes_the_original_layout(shared_data, golden_tfrecord, tmp_path):
     """A tiny BERT on the original create_pretraining_data output of sample_text.txt: the
-    masked-LM loss falls well below its uniform-guess start; checkpoints carry the original
-    names; eval_results.txt and TensorBoard events are written."""
+    masked-LM predictions beat every context-free guess on the eval data by a clear margin;
+    checkpoints carry the original names; eval_results.txt and TensorBoard events are written."""
     out = tmp_path / "out"
     config = PretrainConfig(
-        input_file=str(shared_data / GOLDEN), output_dir=out,
+        input_file=str(golden_tfrecord), output_dir=out,
         bert_config_file=write_config(tmp_path / "c.json", vocab_size=30522, hidden_size=32, intermediate_size=64,
-                                      max_position_embeddings=128, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1),
+                                      max_position_embeddings=128, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
         do_train=True, do_eval=True, train_batch_size=8, eval_batch_size=8, learning_rate=2e-3,
-        num_train_steps=40, num_warmup_steps=5, save_checkpoints_steps=20, max_eval_steps=7,
+        num_train_steps=100, num_warmup_steps=5, save_checkpoints_steps=20, max_eval_steps=7,
         log_every_steps=5, seed=1, device="cpu",
     )
     events: list[dict] = []
     result = run(config, events.append)
 
     train = [e for e in events if e["phase"] == "train"]
-    assert [e["step"] for e in train] == list(range(5, 41, 5))
+    assert [e["step"] for e in train] == list(range(5, 101, 5))
     initial_mlm = math.log(30522)  # a freshly initialised model guesses ~uniformly
     assert train[0]["loss"] > 0.85 * (initial_mlm + math.log(2))
     assert all(e["examples_per_s"] > 0 and e["learning_rate"] > 0 for e in train)
     ev = result["eval"]
-    assert ev["masked_lm_loss"] < 0.7 * initial_mlm, ev
-    assert ev["masked_lm_accuracy"] > 0.03, ev  # chance is 1/30522
-    assert result["global_step"] == 40 and result["train"]["steps_run"] == 40
+    # the eval reads the first 7 x 8 records in file order: 846 masked tokens, 6.7% of them ","
+    # and a unigram cross-entropy of 5.16 nats. A model that always says "," or that learned
+    # only token frequencies must fail; this one scores ~0.19 and ~3.9 nats after 100 steps.
+    majority, unigram = masked_token_baselines(golden_tfrecord, 7 * 8)
+    assert ev["masked_lm_accuracy"] >= 2 * majority, (ev, majority)
+    assert ev["masked_lm_loss"] <= unigram - 0.75, (ev, unigram)
+    assert result["global_step"] == 100 and result["train"]["steps_run"] == 100
 
     # eval_results.txt: the original's keys, sorted `key = value` lines
     lines = (out / "eval_results.txt").read_text().splitlines()
     keys = [line.split(" = ")[0] for line in lines]
     assert keys == sorted(engine.EVAL_KEYS)
     assert all(re.fullmatch(r"[a-z_]+ = -?[0-9.e+-]+", line) for line in lines)
-    assert "global_step = 40" in lines
+    assert "global_step = 100" in lines
     parsed = {k: float(line.split(" = ")[1]) for k, line in zip(keys, lines)}
     assert parsed["masked_lm_loss"] == pytest.approx(ev["masked_lm_loss"], rel=1e-6)
 
     # checkpoints every 20 steps + the state file; names are exactly those the original
     # run_pretraining.py wrote for a 2-layer model (the tf1-tiny-random checkpoint)
-    assert result["checkpoint"] == str(out / "model.ckpt-40")
+    assert result["checkpoint"] == str(out / "model.ckpt-100")
     assert (out / "model.ckpt-20.index").exists()
     ours = dict(tf.train.list_variables(result["checkpoint"]))
     original = dict(tf.train.list_variables(str(shared_data / TINY_CKPT / "bert_model.ckpt")))
@@ -222,7 +239,7 @@ def test_pretraining_from_scratch_learns_and_writes_the_original_layout(shared_d
     assert ours["bert/embeddings/word_embeddings"] == [30522, 32]
     reader = tf.train.load_checkpoint(result["checkpoint"])
     assert reader.get_variable_to_dtype_map()["global_step"] == tf.int64
-    assert int(reader.get_tensor("global_step")) == 40
+    assert int(reader.get_tensor("global_step")) == 100
     assert event_tags(out / "train") >= {"loss", "learning_rate", "examples/sec"}
     assert event_tags(out / "eval") >= {"loss", "masked_lm_accuracy", "next_sentence_loss"}
 
@@ -349,7 +366,7 @@ KILLED_RUN = textwrap.dedent(
 )
 
 
-def test_kill_9_then_rerun_equals_an_uninterrupted_run(tmp_path):
+def test_kill_9_then_rerun_equals_an_uninterrupted_run(tmp_path, repo_root):
     """SIGKILL two steps after the checkpoint at step 3, rerun the same command: it continues
     from step 3 with the same data position, and the final checkpoint (weights, Adam slots,
     global_step) equals the uninterrupted run's bit for bit."""
@@ -369,10 +386,10 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(tmp_path):
 
     interrupted = options(tmp_path / "b")
     payload = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(interrupted).items()}
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(repo_root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(
         [sys.executable, "-c", KILLED_RUN, json.dumps(payload), "5"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=300, cwd=repo_root, env=env,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stdout[-1000:] + proc.stderr[-3000:]
     assert (tmp_path / "b" / "model.ckpt-3.index").exists()

@@ -8,8 +8,6 @@ from typer.testing import CliRunner
 
 from bert_cli.cli.app import app
 
-GOLDEN = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
-
 
 def tiny_config(path):
     path.write_text(json.dumps({
@@ -19,18 +17,18 @@ def tiny_config(path):
     return path
 
 
-def test_missing_config_file_is_exit_3(shared_data, tmp_path):
+def test_missing_config_file_is_exit_3(golden_tfrecord, tmp_path):
     result = CliRunner().invoke(app, [
-        "pretrain", "--input-file", str(shared_data / GOLDEN), "--output-dir", str(tmp_path), "--do-train",
+        "pretrain", "--input-file", str(golden_tfrecord), "--output-dir", str(tmp_path), "--do-train",
         "--bert-config-file", str(tmp_path / "missing.json"),
     ])
     assert result.exit_code == 3
     assert "missing.json" in result.stderr
 
 
-def test_data_length_mismatch_is_a_clear_error(shared_data, tmp_path):
+def test_data_length_mismatch_is_a_clear_error(golden_tfrecord, tmp_path):
     result = CliRunner().invoke(app, [
-        "pretrain", "--input-file", str(shared_data / GOLDEN), "--output-dir", str(tmp_path / "run"),
+        "pretrain", "--input-file", str(golden_tfrecord), "--output-dir", str(tmp_path / "run"),
         "--bert-config-file", str(tiny_config(tmp_path / "bert_config.json")),
         "--do-train", "--num-train-steps", "1", "--max-seq-length", "64",
     ])

@@ -11,10 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import free_ports
+from conftest import ROOT, free_ports
 
-ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
 STEPS = 4
 
 
@@ -40,14 +38,14 @@ def _losses(proc: subprocess.Popen) -> tuple[list[float], str]:
     return [float(x) for x in re.findall(r"^step \d+/\d+\s+loss (\S+)", err, re.M)], err
 
 
-def test_two_workers_match_one_process(shared_data, tmp_path):
+def test_two_workers_match_one_process(golden_tfrecord, tmp_path):
     config = tmp_path / "bert_config.json"
     config.write_text(json.dumps({
         "vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
         "intermediate_size": 32, "max_position_embeddings": 128, "type_vocab_size": 2,
         "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
     }))
-    data = shared_data / GOLDEN
+    data = golden_tfrecord
     workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
     procs = [
         _pretrain(data, config, tmp_path / "multi", env={"TF_CONFIG": json.dumps(

@@ -15,7 +15,6 @@ from bert_cli.text import pretraining as pt
 from bert_cli.text.lines import iter_text_lines
 from bert_cli.text import tfrecord as tfr
 
-GOLDEN = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
 FEATURES = [
     "input_ids",
     "input_mask",
@@ -322,9 +321,9 @@ def _read(paths) -> list[dict]:
     return [tfr.decode_example(r) for p in paths for r in tfr.read_records(p)]
 
 
-def test_golden_exact(shared_data, tokenization, tmp_path):
+def test_golden_exact(shared_data, golden_tfrecord, tokenization, tmp_path):
     """All 60 examples, all 7 features, identical to the original's output."""
-    golden = _read([shared_data / GOLDEN])
+    golden = _read([golden_tfrecord])
     assert len(golden) == 60
     progress = []
     summary = mpd.run(_config(shared_data, tmp_path / "out.tfrecord", dupe_factor=5), progress.append)
@@ -412,7 +411,7 @@ def test_sharded_single_shard_names_and_stdin(shared_data, tokenization, tmp_pat
 # ------------------------------------------------------------------------------- bad inputs
 
 
-def test_invalid_utf8_is_dropped_with_one_warning(shared_data, tokenization, tmp_path, monkeypatch):
+def test_invalid_utf8_is_dropped_with_one_warning(shared_data, golden_tfrecord, tokenization, tmp_path, monkeypatch):
     warnings = []
     monkeypatch.setattr(mpd.console, "warn", warnings.append)
     clean = (shared_data / "text/sample_text.txt").read_bytes()
@@ -423,7 +422,7 @@ def test_invalid_utf8_is_dropped_with_one_warning(shared_data, tokenization, tmp
     line = dirty.split(b"\n").index(next(l for l in dirty.split(b"\n") if b"\xfe" in l)) + 1
     assert warnings[0].split(":")[1] == str(line)
     assert s["invalid_utf8_lines"] == 2
-    assert _read([tmp_path / "d.tfrecord"]) == _read([shared_data / GOLDEN])
+    assert _read([tmp_path / "d.tfrecord"]) == _read([golden_tfrecord])
 
 
 def test_empty_corpus_is_an_error_and_writes_nothing(shared_data, tokenization, tmp_path):
@@ -435,13 +434,31 @@ def test_empty_corpus_is_an_error_and_writes_nothing(shared_data, tokenization, 
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
-def test_single_document_warns_and_uses_itself(shared_data, tokenization, tmp_path, monkeypatch):
+def test_single_document_warns_and_uses_itself(shared_data, uncased_tokenizer, tmp_path, monkeypatch):
     warnings = []
     monkeypatch.setattr(mpd.console, "warn", warnings.append)
     one = tmp_path / "one.txt"
     one.write_text("the cat sat on the mat.\nthe dog ran away.\nbirds fly south.\n")
     s = mpd.run(_config(shared_data, tmp_path / "o.tfrecord", input_files=(str(one),), max_seq_length=12, dupe_factor=3))
-    assert s["instances"] > 0 and any("single document" in w for w in warnings)
+    assert any("single document" in w for w in warnings)
+    # the same instances as the plain reference (its "random next" document is the only one: itself)
+    tok = uncased_tokenizer
+    opts = pt.PretrainOptions(max_seq_length=12, dupe_factor=3)  # max_predictions, mlm and short-seq: defaults
+    doc = [tok.tokenize(line) for line in one.read_text().splitlines()]
+    ref = reference_instances([doc], list(tok.vocab), opts, random.Random(12345))
+    ours = _read([tmp_path / "o.tfrecord"])
+    assert s["instances"] == len(ours) == len(ref) == 6
+    assert any(rnd for *_, rnd in ref)  # some B segments were drawn from the document itself
+    for ex, (tokens, positions, labels, segs, rnd) in zip(ours, ref):
+        n = len(tokens)
+        assert ex["input_ids"] == [tok.vocab[t] for t in tokens] + [0] * (12 - n)
+        assert ex["input_mask"] == [1] * n + [0] * (12 - n)
+        assert ex["segment_ids"] == segs + [0] * (12 - n)
+        k = len(positions)
+        assert ex["masked_lm_positions"] == positions + [0] * (20 - k)
+        assert ex["masked_lm_ids"] == [tok.vocab[t] for t in labels] + [0] * (20 - k)
+        assert ex["masked_lm_weights"] == [1.0] * k + [0.0] * (20 - k)
+        assert ex["next_sentence_labels"] == [int(rnd)]
 
 
 def test_vocab_without_special_tokens(shared_data, tokenization, tmp_path):

@@ -23,13 +23,6 @@ from bert_cli.text.squad_predict import span_text
 
 
 @pytest.fixture(scope="module")
-def tokenizer(shared_data):
-    from bert_cli.text.tokenization import FullTokenizer
-
-    return FullTokenizer(str(shared_data / "vocab/uncased/vocab.txt"), do_lower_case=True)
-
-
-@pytest.fixture(scope="module")
 def basic():
     from bert_cli.text.tokenization import BasicTokenizer
 
@@ -114,10 +107,10 @@ def test_max_context_docstring_example():
     assert [check_is_max_context(spans, i, 7) for i in range(3)] == [False, False, True]
 
 
-def test_long_paragraph_each_token_max_context_exactly_once(tokenizer):
+def test_long_paragraph_each_token_max_context_exactly_once(uncased_tokenizer):
     words = [f"w{i}" if i % 7 else "alpha" for i in range(300)]  # wordpieces: many tokens per word
     example = SquadExample("q", "what is alpha?", words)
-    features = list(convert_examples_to_features([example], tokenizer, max_seq_length=40, doc_stride=7,
+    features = list(convert_examples_to_features([example], uncased_tokenizer, max_seq_length=40, doc_stride=7,
                                                  max_query_length=10))
     assert len(features) > 10
     counts = {}
@@ -140,52 +133,52 @@ def _span_start(features, f):
     return f.doc_span_index * 7
 
 
-def test_featurization_layout_and_training_positions(tokenizer):
+def test_featurization_layout_and_training_positions(uncased_tokenizer):
     context = "The leader was John Smith (1895-1943). He was born in Denver."
     ex_ok = SquadExample("a", "When was John Smith born?", context.split(), "1895", 5, 5)
     ex_imp = SquadExample("b", "Why?", context.split(), "", -1, -1, True)
-    f_ok, f_imp = list(convert_examples_to_features([ex_ok, ex_imp], tokenizer, 64, 16, 8, is_training=True))
-    q = tokenizer.tokenize("When was John Smith born?")
+    f_ok, f_imp = list(convert_examples_to_features([ex_ok, ex_imp], uncased_tokenizer, 64, 16, 8, is_training=True))
+    q = uncased_tokenizer.tokenize("When was John Smith born?")
     assert f_ok.tokens[: len(q) + 2] == ["[CLS]", *q, "[SEP]"]
     assert f_ok.segment_ids[: len(f_ok.tokens)] == [0] * (len(q) + 2) + [1] * (len(f_ok.tokens) - len(q) - 2)
-    assert f_ok.tokens[-1] == "[SEP]" and f_ok.input_ids[0] == tokenizer.vocab["[CLS]"]
+    assert f_ok.tokens[-1] == "[SEP]" and f_ok.input_ids[0] == uncased_tokenizer.vocab["[CLS]"]
     assert f_ok.input_mask == [1] * len(f_ok.tokens) + [0] * (64 - len(f_ok.tokens))
     # _improve_answer_span narrows "(1895-1943)." to the wordpiece "1895"
     assert f_ok.tokens[f_ok.start_position: f_ok.end_position + 1] == ["1895"]
-    assert f_ok.start_position == len(q) + 2 + tokenizer.tokenize("The leader was John Smith (").__len__()
+    assert f_ok.start_position == len(q) + 2 + uncased_tokenizer.tokenize("The leader was John Smith (").__len__()
     assert (f_imp.start_position, f_imp.end_position, f_imp.is_impossible) == (0, 0, True)
     assert f_imp.unique_id == f_ok.unique_id + 1 and f_imp.example_index == 1
 
 
-def test_out_of_span_answer_gives_cls_position(tokenizer):
+def test_out_of_span_answer_gives_cls_position(uncased_tokenizer):
     words = ["filler"] * 60 + ["Denver"]
     ex = SquadExample("a", "Where?", words, "Denver", 60, 60)
-    feats = list(convert_examples_to_features([ex], tokenizer, 32, 10, 8, is_training=True))
+    feats = list(convert_examples_to_features([ex], uncased_tokenizer, 32, 10, 8, is_training=True))
     inside = [f for f in feats if f.start_position != 0]
     assert all(f.start_position == f.end_position == 0 for f in feats if f not in inside)
     assert inside and all(f.tokens[f.start_position] == "denver" for f in inside)
     assert len(feats) - len(inside) >= 3
 
 
-def test_query_truncation_and_length_validation(tokenizer):
+def test_query_truncation_and_length_validation(uncased_tokenizer):
     ex = SquadExample("a", "one two three four five six", ["x"])
-    (f,) = convert_examples_to_features([ex], tokenizer, 16, 4, 3)
+    (f,) = convert_examples_to_features([ex], uncased_tokenizer, 16, 4, 3)
     assert f.tokens == ["[CLS]", "one", "two", "three", "[SEP]", "x", "[SEP]"]
     assert f.token_to_orig_map == {5: 0} and f.token_is_max_context == {5: True}
     with pytest.raises(UsageError, match="max-query-length"):  # raised eagerly, not on first next()
-        convert_examples_to_features([ex], tokenizer, 67, 128, 64)
-    convert_examples_to_features([ex], tokenizer, 68, 128, 64)
+        convert_examples_to_features([ex], uncased_tokenizer, 67, 128, 64)
+    convert_examples_to_features([ex], uncased_tokenizer, 68, 128, 64)
     with pytest.raises(UsageError, match="doc-stride"):
-        convert_examples_to_features([ex], tokenizer, 384, 0, 64)
+        convert_examples_to_features([ex], uncased_tokenizer, 384, 0, 64)
 
 
-def test_v2_subset_training_features(tokenizer, shared_data):
+def test_v2_subset_training_features(uncased_tokenizer, shared_data):
     path = shared_data / "squad/subsets/allennlp-models_squad2.json"
     with pytest.raises(InputError, match="exactly 1 answer"):  # a dev-style file: one question has 3
         read_squad_examples(path, is_training=True, version_2_with_negative=True)
     examples = read_squad_examples(path, is_training=True, version_2_with_negative=True, first_answer_only=True)
     assert len(examples) == 6 and sum(e.is_impossible for e in examples) == 1
-    feats = list(convert_examples_to_features(examples, tokenizer, 128, 32, 32, is_training=True))
+    feats = list(convert_examples_to_features(examples, uncased_tokenizer, 128, 32, 32, is_training=True))
     impossible = [f for f in feats if f.is_impossible]
     assert impossible and all(f.start_position == f.end_position == 0 for f in impossible)
     answered = [f for f in feats if not f.is_impossible and f.start_position > 0]
@@ -203,7 +196,7 @@ def squad_metrics_norm(s):
 
 
 # ------------------------------------------------------------------ every dev-v1.1 answer recovered
-def test_dev_v11_answers_recovered_from_token_spans(tokenizer, basic, shared_data):
+def test_dev_v11_answers_recovered_from_token_spans(uncased_tokenizer, basic, shared_data):
     """Every dev-v1.1 answer the original keeps, featurized like training (seq 384, stride 128),
     reads back exactly through the prediction path (de-tokenize + get_final_text)."""
     t0 = time.perf_counter()
@@ -223,7 +216,7 @@ def test_dev_v11_answers_recovered_from_token_spans(tokenizer, basic, shared_dat
                         continue
                     examples.append(SquadExample(f"{qa['id']}/{k}", qa["question"], words, a["text"], *span))
     done = set()
-    for f in convert_examples_to_features(examples, tokenizer, 384, 128, 64, is_training=True):
+    for f in convert_examples_to_features(examples, uncased_tokenizer, 384, 128, 64, is_training=True):
         if f.start_position == 0 or f.example_index in done:
             continue  # answer not inside this window, or already read from an earlier window
         done.add(f.example_index)
@@ -252,11 +245,11 @@ def test_dev_v11_answers_recovered_from_token_spans(tokenizer, basic, shared_dat
 
 
 # ------------------------------------------------------------------ TFRecord layout
-def test_feature_records_have_the_original_layout(tokenizer, tmp_path):
+def test_feature_records_have_the_original_layout(uncased_tokenizer, tmp_path):
     from bert_cli.text.tfrecord import decode_example, read_records
 
     ex = SquadExample("a", "Who?", "John Smith was here".split(), "John Smith", 0, 1)
-    feats = list(convert_examples_to_features([ex], tokenizer, 16, 4, 4, is_training=True))
+    feats = list(convert_examples_to_features([ex], uncased_tokenizer, 16, 4, 4, is_training=True))
     rec = decode_example(squad.feature_to_record(feats[0], is_training=True))
     assert list(rec) == ["unique_ids", "input_ids", "input_mask", "segment_ids", "start_positions",
                          "end_positions", "is_impossible"]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import collections
 import json
 import random
-import re
-import string
 
 import numpy as np
 import pytest
+from conftest import reference_squad_v2
 
 from bert_cli.errors import InputError, NotFoundError
 from bert_cli.text import squad_metrics as m
@@ -77,6 +75,8 @@ def test_v2_hand_computed_metrics_and_thresholds():
     # q4 -1 (answers "London" to an unanswerable); q5 +0; q3 +0
     assert out["best_exact"] == pytest.approx(60.0) and out["best_exact_thresh"] == -3.0
     assert out["best_f1"] == pytest.approx(100 * (3 + 2 / 3) / 5) and out["best_f1_thresh"] == -1.0
+    # conftest's independent evaluation (used on real text below) agrees with these hand numbers
+    assert reference_squad_v2(list(m.iter_questions(_dataset(HAND))), HAND_PREDS, HAND_ODDS) == pytest.approx(out)
 
 
 def test_v2_na_prob_thresh_applies_to_score_diff_values():
@@ -109,22 +109,6 @@ def test_v2_missing_prediction_or_odds_is_a_typed_error():
 
 
 # ------------------------------------------------------------------ v2.0 on real text vs an independent computation
-_PUNCT_TABLE = str.maketrans("", "", string.punctuation)
-
-
-def _norm(s):
-    s = s.lower().translate(_PUNCT_TABLE)
-    return " ".join(re.sub(r"\b(?:a|an|the)\b", " ", s).split())
-
-
-def _f1(gold, pred):
-    g, p = _norm(gold).split(), _norm(pred).split()
-    if not g or not p:
-        return float(g == p)
-    same = sum((collections.Counter(g) & collections.Counter(p)).values())
-    return 0.0 if same == 0 else 2 * same / (len(g) + len(p))
-
-
 def test_v2_real_text_synthetic_predictions_match_independent_computation(shared_data):
     path = shared_data / "squad/dev-v2.0.cs224n-split.json"
     dataset, version = m.load_dataset(path)
@@ -143,36 +127,19 @@ def test_v2_real_text_synthetic_predictions_match_independent_computation(shared
         odds[qa["id"]] = rng.gauss(-1.0 if golds else 1.0, 2.0)  # informative, so the best threshold is inside
 
     out = m.evaluate_v2(dataset, preds, odds)
-
-    has = np.array([bool(qa["answers"]) for qa in qas])
-    gold_sets = [[a["text"] for a in qa["answers"] if _norm(a["text"])] or [""] for qa in qas]
-    ex = np.array([max(float(_norm(g) == _norm(preds[qa["id"]])) for g in gs) for qa, gs in zip(qas, gold_sets)])
-    f1 = np.array([max(_f1(g, preds[qa["id"]]) for g in gs) for qa, gs in zip(qas, gold_sets)])
-    na = np.array([odds[qa["id"]] for qa in qas])
-    nonempty = np.array([bool(preds[qa["id"]]) for qa in qas])
-
-    def thresholded(raw, t):
-        return np.where(na > t, (~has).astype(float), raw)
+    expected = reference_squad_v2(qas, preds, odds)  # conftest: restated apart from bert_cli
 
     n = len(qas)
-    assert out["total"] == n and out["HasAns_total"] == has.sum() and out["NoAns_total"] == (~has).sum()
-    assert out["exact"] == pytest.approx(100 * thresholded(ex, 1.0).mean(), abs=1e-9)
-    assert out["f1"] == pytest.approx(100 * thresholded(f1, 1.0).mean(), abs=1e-9)
-    assert out["HasAns_f1"] == pytest.approx(100 * thresholded(f1, 1.0)[has].mean(), abs=1e-9)
-    assert out["NoAns_exact"] == pytest.approx(100 * thresholded(ex, 1.0)[~has].mean(), abs=1e-9)
-
-    # brute force over every candidate threshold: answered iff odds <= t; first strict maximum wins
-    for raw, key in ((ex, "exact"), (f1, "f1")):
-        answered_score = np.where(has, raw, np.where(nonempty, 0.0, 1.0))
-        null_score = (~has).astype(float)
-        best, best_t = null_score.sum(), 0.0
-        for t in np.sort(na):
-            score = np.where(na <= t, answered_score, null_score).sum()
-            if score > best + 1e-9:
-                best, best_t = score, float(t)
-        assert out[f"best_{key}"] == pytest.approx(100 * best / n, abs=1e-9)
-        assert out[f"best_{key}_thresh"] == best_t
-        assert na.min() < best_t < na.max()
+    assert list(out) == list(expected)
+    assert out["total"] == n and out["HasAns_total"] == n - 3168 and out["NoAns_total"] == 3168
+    for key, value in expected.items():
+        if key.endswith("_thresh"):
+            assert out[key] == value, key
+        else:
+            assert out[key] == pytest.approx(value, abs=1e-9), key
+    na = np.array(list(odds.values()))
+    for key in ("best_exact_thresh", "best_f1_thresh"):
+        assert na.min() < out[key] < na.max()
 
 
 # ------------------------------------------------------------------ files

@@ -182,31 +182,24 @@ def test_raw_logits_round_trip_is_exact_float32(tmp_path):
 
 
 # ------------------------------------------------------------------ real text
-@pytest.fixture(scope="module")
-def tokenizer(shared_data):
-    from bert_cli.text.tokenization import FullTokenizer
-
-    return FullTokenizer(str(shared_data / "vocab/uncased/vocab.txt"), do_lower_case=True)
-
-
-def test_rerun_from_saved_logits_equals_live_run(tokenizer, shared_data, tmp_path):
+def test_rerun_from_saved_logits_equals_live_run(uncased_tokenizer, shared_data, tmp_path):
     path = shared_data / "squad/subsets/allennlp-models_squad2.json"
     fcfg = FeaturizeConfig(64, 16, 16)
     pcfg = PredictionConfig(version_2_with_negative=True, null_score_diff_threshold=-0.5)
     examples = read_squad_examples(path, is_training=False)
-    features = list(convert_examples_to_features(examples, tokenizer, 64, 16, 16))
+    features = list(convert_examples_to_features(examples, uncased_tokenizer, 64, 16, 16))
     assert len(features) > len(examples)  # several windows per paragraph
     rng = random.Random(7)
     results = [RawResult(f.unique_id, array("f", [rng.gauss(0, 2) for _ in range(64)]).tolist(),
                          array("f", [rng.gauss(0, 2) for _ in range(64)]).tolist()) for f in features]
     live = write_predictions(examples, features, results, pcfg)
     write_raw_logits(tmp_path / "raw_logits.jsonl", results)
-    again = predictions_from_logits(path, tmp_path / "raw_logits.jsonl", tokenizer, fcfg, pcfg)
+    again = predictions_from_logits(path, tmp_path / "raw_logits.jsonl", uncased_tokenizer, fcfg, pcfg)
     assert again.predictions == live.predictions
     assert again.nbest == live.nbest and again.null_odds == live.null_odds
 
 
-def test_gold_peaked_logits_give_the_gold_spans_on_dev_articles(tokenizer, shared_data):
+def test_gold_peaked_logits_give_the_gold_spans_on_dev_articles(uncased_tokenizer, shared_data):
     """Logits peaked on each question's first gold answer, through the whole writer, give back
     exactly the text of that token span; the score is then ~100 (all misses are annotations
     that cut a word, e.g. "5" in "50", which no token span can express)."""
@@ -226,7 +219,7 @@ def test_gold_peaked_logits_give_the_gold_spans_on_dev_articles(tokenizer, share
     train_like = [SquadExample(e.qas_id, e.question_text, e.doc_tokens, gold_word_spans[e.qas_id][0],
                                *gold_word_spans[e.qas_id][1]) for e in examples]
     results, features, expected = {}, [], {}
-    for f in convert_examples_to_features(train_like, tokenizer, 384, 128, 64, is_training=True):
+    for f in convert_examples_to_features(train_like, uncased_tokenizer, 384, 128, 64, is_training=True):
         start, end = [0.0] * 384, [0.0] * 384
         if f.start_position:
             start[f.start_position] = end[f.end_position] = 10.0

@@ -12,7 +12,6 @@ import pytest
 from bert_cli.errors import InputError
 from bert_cli.text import tfrecord as tfr
 
-GOLDEN = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
 
 # Values chosen to hit every varint length, negatives (10-byte two's complement) and the limits.
 INTS = [0, 1, 127, 128, 300, 16383, 16384, 30521, 119546, 2**21, 2**35 + 7, 2**63 - 1, -1, -2**63]
@@ -135,9 +134,9 @@ print("ok")
     assert decoded == [{"a": [i, -7, 99999], "b": [1.5, float(i)], "c": [b"z" * i]} for i in range(4)]
 
 
-def test_golden_file_reads_like_protobuf(shared_data):
+def test_golden_file_reads_like_protobuf(golden_tfrecord):
     example_pb2 = pytest.importorskip("tensorflow.core.example.example_pb2")
-    records = list(tfr.read_records(shared_data / GOLDEN))
+    records = list(tfr.read_records(golden_tfrecord))
     assert len(records) == 60
     for record in records:
         ours = tfr.decode_example(record)

@@ -36,11 +36,6 @@ def write_vocab(path: Path, tokens: list[str]) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def uncased() -> FullTokenizer:
-    return FullTokenizer(packaged_vocab_path(), do_lower_case=True)
-
-
 # ------------------------------------------------------------------------------------------
 # An oracle: the original algorithm stated plainly (from original-behaviour.md §d.3)
 # ------------------------------------------------------------------------------------------
@@ -189,19 +184,19 @@ def test_character_predicates():
         assert not tkn._is_punctuation(c)
 
 
-def test_readme_alignment_recipe(uncased):
-    tokens, orig_to_tok_map = uncased.tokenize_words(["John", "Johanson", "'s", "house"])
+def test_readme_alignment_recipe(uncased_tokenizer):
+    tokens, orig_to_tok_map = uncased_tokenizer.tokenize_words(["John", "Johanson", "'s", "house"])
     assert tokens == ["[CLS]", "john", "johan", "##son", "'", "s", "house", "[SEP]"]
     assert orig_to_tok_map == [1, 2, 4, 6]
 
 
-def test_readme_example_with_real_vocab(uncased):
+def test_readme_example_with_real_vocab(uncased_tokenizer):
     # With the real uncased vocab "unwanted" is one token (the 11-token test vocab splits it).
-    assert uncased.tokenize("UNwant\u00e9d, running") == ["unwanted", ",", "running"]
+    assert uncased_tokenizer.tokenize("UNwant\u00e9d, running") == ["unwanted", ",", "running"]
 
 
-def test_mask_in_raw_text_is_split_like_the_original(uncased):
-    assert uncased.tokenize("the [MASK] sat") == ["the", "[", "mask", "]", "sat"]
+def test_mask_in_raw_text_is_split_like_the_original(uncased_tokenizer):
+    assert uncased_tokenizer.tokenize("the [MASK] sat") == ["the", "[", "mask", "]", "sat"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -209,23 +204,23 @@ def test_mask_in_raw_text_is_split_like_the_original(uncased):
 # ------------------------------------------------------------------------------------------
 
 
-def test_real_vocab_facts(shared_data):
+def test_real_vocab_facts(shared_data, uncased_vocab):
     counts = {"uncased": 30522, "cased": 28996, "multi_cased": 119547, "chinese": 21128}
     for name, n in counts.items():
         path = shared_data / "vocab" / name / "vocab.txt"
         vocab = load_vocab(path)
         assert max(vocab.values()) == n - 1
         assert len(path.read_bytes().split(b"\n")) - 1 == n
-    uncased = load_vocab(shared_data / "vocab" / "uncased" / "vocab.txt")
+    uncased = load_vocab(uncased_vocab)
     assert [uncased[t] for t in ("[UNK]", "[CLS]", "[SEP]", "[MASK]")] == [100, 101, 102, 103]
     assert uncased["[PAD]"] == 0
 
 
-def test_packaged_vocab_is_google_uncased(shared_data):
+def test_packaged_vocab_is_google_uncased(uncased_vocab):
     data = packaged_vocab_path().read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     assert digest.startswith("07eced37") and digest.endswith("38a3")
-    assert data == (shared_data / "vocab" / "uncased" / "vocab.txt").read_bytes()
+    assert data == (uncased_vocab).read_bytes()
 
 
 def test_duplicate_token_last_index_wins_first_position_kept(tmp_path):
@@ -286,8 +281,8 @@ def test_thai_and_arabic(shared_data):
     assert tok.tokenize("كذلك؟")[-1] == "؟"  # Arabic question mark is punctuation (Po)
 
 
-def test_accents_stripped_only_when_lower_casing(shared_data):
-    lower = FullTokenizer(shared_data / "vocab" / "uncased" / "vocab.txt", do_lower_case=True)
+def test_accents_stripped_only_when_lower_casing(shared_data, uncased_vocab):
+    lower = FullTokenizer(uncased_vocab, do_lower_case=True)
     cased = FullTokenizer(shared_data / "vocab" / "cased" / "vocab.txt", do_lower_case=False)
     assert lower.tokenize("Café Müller") == ["cafe", "muller"]
     assert cased.basic_tokenizer.tokenize("Café Müller") == ["Café", "Müller"]
@@ -295,19 +290,19 @@ def test_accents_stripped_only_when_lower_casing(shared_data):
     assert "é" in "".join(cased.tokenize("Café"))
 
 
-def test_control_characters_nul_and_replacement_char(uncased):
-    assert uncased.tokenize("a\x1cb") == uncased.tokenize("ab") == ["ab"]  # str.split() trap
-    assert uncased.tokenize("a\x85b c\x0bd") == ["ab", "cd"]
-    assert uncased.tokenize("he\x00llo wor\ufffdld") == ["hello", "world"]
-    assert uncased.tokenize("zero\u200bwidth") == uncased.tokenize("zerowidth")  # Cf removed
-    assert uncased.tokenize("tab\there\r\nnew") == ["tab", "here", "new"]
-    assert uncased.tokenize("line\u2028sep") == ["line", "sep"]  # Zl kept by cleaning, split
+def test_control_characters_nul_and_replacement_char(uncased_tokenizer):
+    assert uncased_tokenizer.tokenize("a\x1cb") == uncased_tokenizer.tokenize("ab") == ["ab"]  # str.split() trap
+    assert uncased_tokenizer.tokenize("a\x85b c\x0bd") == ["ab", "cd"]
+    assert uncased_tokenizer.tokenize("he\x00llo wor\ufffdld") == ["hello", "world"]
+    assert uncased_tokenizer.tokenize("zero\u200bwidth") == uncased_tokenizer.tokenize("zerowidth")  # Cf removed
+    assert uncased_tokenizer.tokenize("tab\there\r\nnew") == ["tab", "here", "new"]
+    assert uncased_tokenizer.tokenize("line\u2028sep") == ["line", "sep"]  # Zl kept by cleaning, split
 
 
-def test_lower_casing_that_changes_length_keeps_offsets_right(uncased):
+def test_lower_casing_that_changes_length_keeps_offsets_right(uncased_tokenizer):
     text = "İstanbul İİ x"
-    found = uncased.tokenize_with_offsets(text)
-    assert [t for t, _, _ in found] == uncased.tokenize(text) == oracle_full(text, uncased.vocab, True)
+    found = uncased_tokenizer.tokenize_with_offsets(text)
+    assert [t for t, _, _ in found] == uncased_tokenizer.tokenize(text) == oracle_full(text, uncased_tokenizer.vocab, True)
     assert found[0] == ("istanbul", 0, 8)
     assert found[-1] == ("x", 12, 13)
 
@@ -317,11 +312,11 @@ def test_final_sigma_follows_python_lower_like_the_original():
     assert BasicTokenizer().tokenize("ΟΔΟΣ. ΣΑΣ") == ["οδος", ".", "σας"]
 
 
-def test_long_words(uncased):
-    assert uncased.tokenize("x" * 201) == ["[UNK]"]
-    assert uncased.tokenize("a" * 200) != ["[UNK]"]
-    assert uncased.tokenize("a" * 200) == oracle_full("a" * 200, uncased.vocab, True)
-    assert uncased.tokenize("ok " + "y" * 201 + " ok") == ["ok", "[UNK]", "ok"]
+def test_long_words(uncased_tokenizer):
+    assert uncased_tokenizer.tokenize("x" * 201) == ["[UNK]"]
+    assert uncased_tokenizer.tokenize("a" * 200) != ["[UNK]"]
+    assert uncased_tokenizer.tokenize("a" * 200) == oracle_full("a" * 200, uncased_tokenizer.vocab, True)
+    assert uncased_tokenizer.tokenize("ok " + "y" * 201 + " ok") == ["ok", "[UNK]", "ok"]
 
 
 def test_unknown_piece_makes_the_whole_word_unk(tmp_path):
@@ -329,22 +324,22 @@ def test_unknown_piece_makes_the_whole_word_unk(tmp_path):
     assert tok.tokenize("wantx want") == ["[UNK]", "want"]
 
 
-def test_bytes_input_drops_invalid_utf8(uncased):
+def test_bytes_input_drops_invalid_utf8(uncased_tokenizer):
     assert convert_to_unicode(b"caf\xc3\xa9 \xff\xfeok") == "café ok"
-    assert uncased.tokenize(b"caf\xc3\xa9 \xff\xfeok") == ["cafe", "ok"]
-    assert uncased.encode(b"caf\xc3\xa9") == uncased.encode("café")
+    assert uncased_tokenizer.tokenize(b"caf\xc3\xa9 \xff\xfeok") == ["cafe", "ok"]
+    assert uncased_tokenizer.encode(b"caf\xc3\xa9") == uncased_tokenizer.encode("café")
     with pytest.raises(ValueError):
         convert_to_unicode(3)
 
 
-def test_keep_special_tokens(uncased):
+def test_keep_special_tokens(uncased_tokenizer):
     keep = FullTokenizer(packaged_vocab_path(), keep_special_tokens=True)
     text = "a [MASK] b[SEP]c [mask] [unused0]"
     assert keep.tokenize(text) == ["a", "[MASK]", "b", "[SEP]", "c", "[", "mask", "]", "[", "unused", "##0", "]"]
     assert keep.encode(text) == keep.convert_tokens_to_ids(keep.tokenize(text))
     found = keep.tokenize_with_offsets(text)
     assert [(t, text[s:e]) for t, s, e in found[:4]] == [("a", "a"), ("[MASK]", "[MASK]"), ("b", "b"), ("[SEP]", "[SEP]")]
-    assert uncased.tokenize("[CLS]") == ["[", "cl", "##s", "]"]
+    assert uncased_tokenizer.tokenize("[CLS]") == ["[", "cl", "##s", "]"]
     basic = BasicTokenizer(keep_special_tokens=True)
     assert basic.tokenize("x [PAD] [UNK]") == ["x", "[PAD]", "[UNK]"]
 
@@ -396,17 +391,17 @@ def test_fuzz_against_the_oracle(lower, shared_data):
             last = s
 
 
-def test_real_lines_against_the_oracle(lines, uncased):
+def test_real_lines_against_the_oracle(lines, uncased_tokenizer):
     for text in lines[:1500]:
-        assert uncased.tokenize(text) == oracle_full(text, uncased.vocab, True), text
+        assert uncased_tokenizer.tokenize(text) == oracle_full(text, uncased_tokenizer.vocab, True), text
 
 
-def test_real_lines_identical_ids_to_hf_tokenizers(lines, shared_data):
+def test_real_lines_identical_ids_to_hf_tokenizers(lines, uncased_vocab):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from tokenizers import BertWordPieceTokenizer
     from tokenizers.models import WordPiece
 
-    vocab_path = str(shared_data / "vocab" / "uncased" / "vocab.txt")
+    vocab_path = str(uncased_vocab)
     hf = BertWordPieceTokenizer(vocab_path, lowercase=True, strip_accents=None, clean_text=True, handle_chinese_chars=True)
     hf._tokenizer.model = WordPiece.from_file(vocab_path, unk_token="[UNK]", max_input_chars_per_word=200)
     ours = FullTokenizer(vocab_path)
@@ -415,8 +410,8 @@ def test_real_lines_identical_ids_to_hf_tokenizers(lines, shared_data):
     assert mismatched == []
 
 
-def test_fast_ascii_path_equals_general_path(lines, shared_data):
-    vocab_path = shared_data / "vocab" / "uncased" / "vocab.txt"
+def test_fast_ascii_path_equals_general_path(lines, uncased_vocab):
+    vocab_path = uncased_vocab
     fast = FullTokenizer(vocab_path)
     general = FullTokenizer(vocab_path)
     general._fast_ascii = False
@@ -437,10 +432,10 @@ def test_cased_fast_path_equals_general_path(lines, shared_data):
         assert fast.tokenize(text) == general.tokenize(text) == oracle_full(text, fast.vocab, False), text
 
 
-def test_offsets_slice_back_to_the_token_text(lines, uncased):
+def test_offsets_slice_back_to_the_token_text(lines, uncased_tokenizer):
     checked = 0
     for text in lines:
-        for token, s, e in uncased.tokenize_with_offsets(text):
+        for token, s, e in uncased_tokenizer.tokenize_with_offsets(text):
             if token == "[UNK]":
                 continue
             piece = token[2:] if token.startswith("##") else token
@@ -449,11 +444,11 @@ def test_offsets_slice_back_to_the_token_text(lines, uncased):
     assert checked > 50000
 
 
-def test_bounded_cache_gives_the_same_results(lines, uncased):
+def test_bounded_cache_gives_the_same_results(lines, uncased_tokenizer):
     small = FullTokenizer(packaged_vocab_path(), cache_size=16)
     for text in lines[:300]:
-        assert small.encode(text) == uncased.encode(text)
-        assert small.tokenize(text) == uncased.tokenize(text)
-        assert small.tokenize_with_offsets(text) == uncased.tokenize_with_offsets(text)
+        assert small.encode(text) == uncased_tokenizer.encode(text)
+        assert small.tokenize(text) == uncased_tokenizer.tokenize(text)
+        assert small.tokenize_with_offsets(text) == uncased_tokenizer.tokenize_with_offsets(text)
     for cache in (small._tok_cache, small._id_cache, small._off_cache, small._word_cache, small._word_id_cache):
         assert len(cache) <= 16

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import error_line
-from test_download_server import Route, build_zip, model_files, server  # noqa: F401  (fixture)
+from download_server import TINY_CONFIG, Route, build_zip, model_files
 
 from bert_cli.errors import DownloadError, UsageError
 from bert_cli.models import catalogue, checks, transfer
@@ -62,8 +62,6 @@ def serve_hub(server, config: dict, repo: str = HUB_REPO) -> None:
 
 
 def hub_config(**changes) -> dict:
-    from test_download_server import TINY_CONFIG
-
     return {**TINY_CONFIG, **changes}
 
 

@@ -12,7 +12,6 @@ can stall (accept the request and then say nothing, before or in the middle of t
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time

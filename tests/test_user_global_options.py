@@ -16,7 +16,7 @@ import time
 
 import pytest
 from conftest import error_line
-from test_download_server import Route, build_zip, model_files, server  # noqa: F401  (fixture)
+from download_server import Route, build_zip, model_files
 
 TINY = "uncased-L-2-H-128"
 TINY_ZIP_PATH = "/bert_models/2020_02_20/uncased_L-2_H-128_A-2.zip"

@@ -21,7 +21,6 @@ import pytest
 
 from conftest import error_line
 
-ROOT = Path(__file__).resolve().parents[1]
 
 # dropout off: a resumed run is then bit-for-bit the uninterrupted one (dropout masks are not
 # part of a checkpoint, as in the original Estimator)
@@ -87,9 +86,9 @@ def pretrain_user(user, pretrain_data):
     return user
 
 
-def test_readme_first_command_resumes_for_real_and_its_figures_hold(user):
+def test_readme_first_command_resumes_for_real_and_its_figures_hold(user, repo_root):
     """The README's first command, as written (after the install), from a fresh folder."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (repo_root / "README.md").read_text(encoding="utf-8")
     line = next(ln for ln in readme.splitlines() if ln.startswith("python3 -m venv") and "bert pretrain" in ln)
     command = line.split("pip install -e . && ", 1)[1]
     promised = re.search(r"about ([0-9.]+) -> ([0-9.]+)", readme)
@@ -250,13 +249,13 @@ def test_finetune_interrupted_then_rerun_equals_an_uninterrupted_run(user, task_
 # ----------------------------------------------------------------------------- SQuAD
 
 
-def test_squad_kill_9_then_rerun_equals_an_uninterrupted_run(user, shared_data):
+def test_squad_kill_9_then_rerun_equals_an_uninterrupted_run(user, shared_data, uncased_vocab):
     data = shared_data / "squad" / "subsets" / "allennlp-models_squad.json"
     if not data.is_file():
         pytest.skip(f"{data} not found")
     (user.cwd / "tiny.json").write_text(json.dumps({**TINY_PRETRAIN_CONFIG, "max_position_embeddings": 128,
                                                      "hidden_size": 16}))
-    vocab = ROOT / "bert_cli" / "resources" / "uncased_vocab.txt"
+    vocab = uncased_vocab
 
     def args(out: str) -> list[str]:
         return ["finetune", "squad", "--train-file", user.rel(data), "--vocab-file", user.rel(vocab),

@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import error_line
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGED_VOCAB = ROOT / "bert_cli" / "resources" / "uncased_vocab.txt"
+from bert_cli.text.tokenization import packaged_vocab_path
+
+PACKAGED_VOCAB = packaged_vocab_path()
 WORDS = ["good", "bad", "movie", "film", "plot", "great", "awful"]
 TINY = dict(vocab_size=5 + len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
             intermediate_size=32, max_position_embeddings=32, type_vocab_size=2)

@@ -11,17 +11,18 @@ from .extract import extract
 from .finetune import finetune
 from .handling import guarded
 from .make_pretrain_data import make_pretrain_data
+from .original_flags import OriginalFlagsCommand
 from .predict import predict
 from .pretrain import pretrain
 from .root import app
 from .squad_threshold import squad_threshold
 from .tokenize import tokenize
 
-app.command("download")(guarded(download))
-app.command("extract")(guarded(extract))
-app.command("finetune")(guarded(finetune))
-app.command("make-pretrain-data")(guarded(make_pretrain_data))
-app.command("predict")(guarded(predict))
-app.command("pretrain")(guarded(pretrain))
-app.command("squad-threshold")(guarded(squad_threshold))
-app.command("tokenize")(guarded(tokenize))
+app.command("download", cls=OriginalFlagsCommand)(guarded(download))
+app.command("extract", cls=OriginalFlagsCommand)(guarded(extract))
+app.command("finetune", cls=OriginalFlagsCommand)(guarded(finetune))
+app.command("make-pretrain-data", cls=OriginalFlagsCommand)(guarded(make_pretrain_data))
+app.command("predict", cls=OriginalFlagsCommand)(guarded(predict))
+app.command("pretrain", cls=OriginalFlagsCommand)(guarded(pretrain))
+app.command("squad-threshold", cls=OriginalFlagsCommand)(guarded(squad_threshold))
+app.command("tokenize", cls=OriginalFlagsCommand)(guarded(tokenize))

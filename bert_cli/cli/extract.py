@@ -38,10 +38,17 @@ def extract(
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     output_format: ExtractFormat = typer.Option(ExtractFormat.jsonl, "--format", "-f", help="jsonl: the original's JSON lines; npz: compact float32 arrays (needs --output)."),
     pooling: Optional[Pooling] = typer.Option(None, "--pooling", help="One vector per line instead of per token: cls, mean (over real tokens) or pooler."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here (atomically) instead of stdout."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", "--output-file", help="Write here (atomically) instead of stdout."),
     device: str = options.DEVICE,
     precision: str = typer.Option("fp32", "--precision", help="fp32 (default, exact values) | bf16 | fp16 | auto."),
     xla: Optional[bool] = options.EXTRACT_XLA,
+    use_tpu: bool = options.USE_TPU,
+    tpu_name: Optional[str] = options.TPU_NAME,
+    tpu_zone: Optional[str] = options.TPU_ZONE,
+    gcp_project: Optional[str] = options.GCP_PROJECT,
+    master: Optional[str] = options.MASTER,
+    num_tpu_cores: Optional[int] = options.NUM_TPU_CORES,
+    use_one_hot_embeddings: bool = options.USE_ONE_HOT_EMBEDDINGS,
 ) -> None:
     """Extract per-token hidden states (or pooled sentence vectors) from a BERT model.
 
@@ -51,6 +58,12 @@ def extract(
     from .. import console
     from ..fileio import naming_errors
     from ..ops import extract as ex
+    from . import original_flags
+
+    device = original_flags.apply(
+        device, use_tpu=use_tpu, tpu_name=tpu_name, master=master, tpu_zone=tpu_zone, gcp_project=gcp_project,
+        num_tpu_cores=num_tpu_cores, use_one_hot_embeddings=use_one_hot_embeddings,
+    )
 
     paths = [str(p) for p in (files or [])] + ([str(input_file)] if input_file else [])
     if model is not None and download:

@@ -16,7 +16,7 @@ def _complete_task(incomplete: str) -> list[str]:
 
 
 def finetune(
-    task: str = typer.Argument(..., help=f"Task: {', '.join(FINETUNE_TASKS)} (csv/tsv/jsonl: your own data).", autocompletion=_complete_task),
+    task: Optional[str] = typer.Argument(None, help=f"Task: {', '.join(FINETUNE_TASKS)} (csv/tsv/jsonl: your own data).", autocompletion=_complete_task, show_default=False),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with train/dev/test files (default for GLUE tasks: the downloaded dataset)."),
     output_dir: Path = options.OUTPUT_DIR,
     model: Optional[str] = options.MODEL,
@@ -70,6 +70,15 @@ def finetune(
     gradient_accumulation_steps: int = options.ACCUMULATION,
     optimizer: str = options.OPTIMIZER,
     json_output: bool = typer.Option(False, "--json", help="Print the final metrics as one JSON object on stdout."),
+    task_name: Optional[str] = typer.Option(None, "--task-name", hidden=True, help="The original's flag: same as TASK."),
+    use_tpu: bool = options.USE_TPU,
+    tpu_name: Optional[str] = options.TPU_NAME,
+    tpu_zone: Optional[str] = options.TPU_ZONE,
+    gcp_project: Optional[str] = options.GCP_PROJECT,
+    master: Optional[str] = options.MASTER,
+    num_tpu_cores: Optional[int] = options.NUM_TPU_CORES,
+    iterations_per_loop: Optional[int] = options.ITERATIONS_PER_LOOP,
+    verbose_logging: bool = options.VERBOSE_LOGGING,
 ) -> None:
     """Fine-tune BERT for sentence(-pair) classification or regression (run_classifier.py), or SQuAD (run_squad.py).
 
@@ -77,8 +86,14 @@ def finetune(
     --output-dir, plus bert_run.json so that `bert predict --model OUTPUT_DIR` works.
     Rerun the same command to resume an interrupted run.
     """
+    from . import original_flags
     from .render import print_metrics, training_progress
 
+    task = original_flags.task(task, task_name)
+    device = original_flags.apply(
+        device, use_tpu=use_tpu, tpu_name=tpu_name, master=master, verbose_logging=verbose_logging,
+        tpu_zone=tpu_zone, gcp_project=gcp_project, num_tpu_cores=num_tpu_cores, iterations_per_loop=iterations_per_loop,
+    )
     if task.lower() == SQUAD:
         from ..ops.finetune_squad import SquadFinetuneConfig, run as run_squad
 

@@ -46,6 +46,23 @@ EXTRACT_XLA = typer.Option(
     None, "--xla/--no-xla", help="Compile with XLA (default: on, CPU included: one compile per batch shape, then faster)."
 )
 SEED = typer.Option(None, "--seed", min=0, help="Seed Python, NumPy and TensorFlow for repeatable runs.")
-ACCUMULATION = typer.Option(1, "--gradient-accumulation-steps", min=1, help="Micro-batches per optimizer step (same result as a K x bigger batch).")
+ACCUMULATION = typer.Option(
+    1, "--gradient-accumulation-steps", min=1,
+    help="K micro-batches per optimizer step, summed exactly. finetune: --train-batch-size is split into K "
+    "(same result, less memory); pretrain: each step takes K batches of --train-batch-size (same result as "
+    "a K x bigger batch).",
+)
 OPTIMIZER = typer.Option("adamw", "--optimizer", help="adamw (the original AdamWeightDecay, no bias correction) | lamb.")
 KEEP_CHECKPOINTS = typer.Option(5, "--keep-checkpoints", min=1, help="How many recent checkpoints to keep.")
+
+# --- the original scripts' TPU/Estimator flags (hidden; their meaning: original_flags.apply) --
+_ORIGINAL = "The original's flag; see `bert_cli/cli/original_flags.py`."
+USE_TPU = typer.Option(False, "--use-tpu", hidden=True, help="The original's flag: --device tpu.")
+TPU_NAME = typer.Option(None, "--tpu-name", hidden=True, help="The original's flag: the TPU's name or grpc:// address (with --use-tpu).")
+TPU_ZONE = typer.Option(None, "--tpu-zone", hidden=True, help=_ORIGINAL + " No effect.")
+GCP_PROJECT = typer.Option(None, "--gcp-project", hidden=True, help=_ORIGINAL + " No effect.")
+MASTER = typer.Option(None, "--master", hidden=True, help="The original's flag: the TPU's grpc:// address (with --use-tpu).")
+NUM_TPU_CORES = typer.Option(None, "--num-tpu-cores", hidden=True, help=_ORIGINAL + " No effect.")
+ITERATIONS_PER_LOOP = typer.Option(None, "--iterations-per-loop", hidden=True, help=_ORIGINAL + " No effect.")
+USE_ONE_HOT_EMBEDDINGS = typer.Option(False, "--use-one-hot-embeddings", hidden=True, help=_ORIGINAL + " No effect.")
+VERBOSE_LOGGING = typer.Option(False, "--verbose-logging", hidden=True, help="The original's flag: bert --verbose.")

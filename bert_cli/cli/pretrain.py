@@ -37,6 +37,13 @@ def pretrain(
     gradient_accumulation_steps: int = options.ACCUMULATION,
     optimizer: str = options.OPTIMIZER,
     json_output: bool = options.JSON,
+    use_tpu: bool = options.USE_TPU,
+    tpu_name: Optional[str] = options.TPU_NAME,
+    tpu_zone: Optional[str] = options.TPU_ZONE,
+    gcp_project: Optional[str] = options.GCP_PROJECT,
+    master: Optional[str] = options.MASTER,
+    num_tpu_cores: Optional[int] = options.NUM_TPU_CORES,
+    iterations_per_loop: Optional[int] = options.ITERATIONS_PER_LOOP,
 ) -> None:
     """Pretrain BERT (MLM + NSP) from scratch or from a checkpoint; rerun the same command to resume.
 
@@ -44,7 +51,13 @@ def pretrain(
     scalars into --output-dir.
     """
     from ..ops.pretrain import PretrainConfig, run
+    from . import original_flags
     from .render import print_metrics, training_progress
+
+    device = original_flags.apply(
+        device, use_tpu=use_tpu, tpu_name=tpu_name, master=master,
+        tpu_zone=tpu_zone, gcp_project=gcp_project, num_tpu_cores=num_tpu_cores, iterations_per_loop=iterations_per_loop,
+    )
 
     if model is not None:
         from ..models.policy import resolve_model_files

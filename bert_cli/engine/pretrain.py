@@ -360,10 +360,13 @@ def train_dataset(
     seed: int,
     start_example: int = 0,
     num_records: int | None = None,
+    accumulation_steps: int = 1,
 ) -> tf.data.Dataset:
     """The training stream from example ``start_example`` on (see the module docstring).
 
     ``num_records`` (records per epoch) is counted from the files when resuming and not given.
+    Every batch carries :data:`WINDOW_WEIGHT` (see :func:`with_window_weight`) for the
+    ``accumulation_steps`` batches of one optimizer step.
     """
     files = [str(f) for f in files]
     n_files = len(files)
@@ -396,7 +399,32 @@ def train_dataset(
         ds = ds.skip(offset)
     ds = ds.batch(batch_size, drop_remainder=True)
     ds = ds.map(make_parser(config, max_seq_length, max_predictions_per_seq), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return with_window_weight(ds, accumulation_steps).prefetch(tf.data.AUTOTUNE)
+
+
+# The masked-LM weight of one optimizer step's batch, per micro-batch: [B], every entry the same.
+WINDOW_WEIGHT = "masked_lm_window_weight"
+
+
+def with_window_weight(ds: tf.data.Dataset, accumulation_steps: int) -> tf.data.Dataset:
+    """Give every (global) batch ``WINDOW_WEIGHT``: the sum of ``masked_lm_weights`` over the
+    ``accumulation_steps`` consecutive batches of its optimizer step, divided by their number.
+
+    The masked-LM loss is normalized by the weight of the whole step's batch, not of each part:
+    K micro-batches (and R replicas) then give exactly the gradient of one K x bigger batch, as
+    ``--gradient-accumulation-steps`` promises (a per-part ratio would weigh a part with few
+    masked tokens as much as one with many). A column of the batch, so a replica's share has it.
+    """
+    k = int(accumulation_steps)
+
+    def add(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        weights = batch["masked_lm_weights"]
+        total = tf.reduce_sum(weights) / float(k)
+        return {**batch, WINDOW_WEIGHT: tf.ones_like(weights[..., 0]) * total}
+
+    if k == 1:
+        return ds.map(add, deterministic=True)
+    return ds.batch(k, drop_remainder=True).map(add, deterministic=True).unbatch()
 
 
 def eval_dataset(
@@ -452,11 +480,16 @@ class PretrainingModel(tf.Module):
         With R replicas each holding 1/R of the global batch, the masked-LM loss of a replica is
         ``R * sum(w * nll) / sum over ALL replicas of w``: the replicas' mean is then exactly the
         loss of the global batch, as one device would compute it (a per-replica ratio would not be).
+        A training batch brings that denominator along (:data:`WINDOW_WEIGHT`, averaged over the
+        micro-batches of its optimizer step, so that accumulation is exact too).
         """
         mlm, nsp = self.logits(batch, training)
         ctx = tf.distribute.get_replica_context()
         replicas = ctx.num_replicas_in_sync if ctx is not None else 1
-        if replicas == 1:
+        if WINDOW_WEIGHT in batch:
+            total = tf.cast(batch[WINDOW_WEIGHT][0], tf.float32)
+            mlm_term = replicas * mlm_loss(mlm, batch["masked_lm_ids"], batch["masked_lm_weights"], total_weight=total)
+        elif replicas == 1:
             mlm_term = mlm_loss(mlm, batch["masked_lm_ids"], batch["masked_lm_weights"])
         else:
             weights = tf.cast(batch["masked_lm_weights"], tf.float32)
@@ -644,6 +677,7 @@ class _Run:
             max_predictions_per_seq=plan.max_predictions_per_seq,
             seed=plan.data_seed,
             start_example=start * K * B,
+            accumulation_steps=K,
         )
         iterator = iter(self.runtime.distribute(ds))
         writer = self._writer("train")

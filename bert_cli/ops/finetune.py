@@ -51,7 +51,7 @@ from ..text import metrics as M
 from ..text.classifier_features import ClassifierFeatures, convert_examples, format_example_log, task_kind
 from ..text.tasks import Task, get_task
 from ..text.tokenization import FullTokenizer
-from .schedule import epochs_to_steps
+from .schedule import ends_epoch, epochs_to_steps
 
 __all__ = ["FinetuneConfig", "run", "resolve_model_source", "make_run_info"]
 
@@ -460,10 +460,9 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
             summary["resumed_from_step"] = resumed
         steps_per_epoch = n_train / c.train_batch_size
         eval_every = c.eval_every_steps
-        if eval_every is None and (c.eval_every_epoch or c.keep_best or c.early_stopping_patience):
-            eval_every = max(1, int(steps_per_epoch))
+        by_epoch = eval_every is None and bool(c.eval_every_epoch or c.keep_best or c.early_stopping_patience)
         tracker = None
-        if eval_every:
+        if eval_every or by_epoch:
             tracker = _BestTracker.load(output_dir, metric_key(c.keep_best or "eval_loss"))
         console.info(
             f"training: {n_train} examples, batch {c.train_batch_size}, "
@@ -494,7 +493,9 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
                     examples_per_s=rate,
                     eta_s=remaining / rate if rate > 0 else None,
                 )
-                if eval_every and (result.step % eval_every == 0 or result.step >= num_train_steps):
+                due = (ends_epoch(result.step, n_train, c.train_batch_size) if by_epoch
+                       else bool(eval_every) and result.step % eval_every == 0)
+                if tracker is not None and (due or result.step >= num_train_steps):
                     out = engine.evaluate(predictor, data.dev, c.eval_batch_size)
                     results = _eval_results(task, data.dev, out, result.step)
                     history.append(results)
