@@ -3,7 +3,9 @@
 Every failure the user can cause or meet is raised as a :class:`BertError` subclass
 carrying a one-line message and, where there is one, a hint naming the next command.
 The CLI maps them to ``error: ...`` / ``hint: ...`` on stderr and ``exit_code`` in one
-place (:mod:`bert_cli.cli.app`).
+place (:mod:`bert_cli.cli.handling`; :func:`bert_cli.cli.app.main` adds interrupts and the
+last resort); ordinary OS errors become typed errors naming the file in
+:func:`bert_cli.fileio.os_error`.
 
 Exit codes: 0 ok, 1 failed, 2 usage, 3 not found, 130 interrupted.
 """

@@ -1,6 +1,7 @@
 """Small file helpers shared by every command (no TensorFlow).
 
 :func:`atomic_write` writes a file under a temporary name and renames it on success;
+:func:`atomic_directory` does the same for a whole folder (:func:`replace_directory` swaps it in);
 :func:`check_writable_file` / :func:`check_output_dir` fail early (before any work) when an
 output cannot be written: an ``-o`` that is a directory, an ``--output-dir`` that is a file,
 a parent that is a file, a read-only or unwritable folder.
@@ -11,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -39,6 +42,46 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         if isinstance(err, OSError) and err.filename in (None, tmp):
             err.filename = str(path)  # a full disk names the file the user asked for, not the temp
         raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """A fresh hidden folder beside ``path`` (``.NAME.tmp-XXXX``) to fill; on success it replaces
+    ``path`` (:func:`replace_directory`), on any failure it is removed and ``path`` is untouched.
+
+    A crash or an exception never leaves a half-written ``path``: readers see the old complete
+    folder or the new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = make_temp_dir(path.parent, prefix=f".{path.name}.tmp-")
+    try:
+        yield tmp
+        replace_directory(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_directory(staged: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Rename the complete folder ``staged`` to ``target`` (same file system), replacing any folder
+    there: the old one is first renamed aside (``.NAME.old-XXXX``), and removed once the new one
+    is in place (put back if the rename fails), so ``target`` is never missing or mixed."""
+    staged, target = Path(staged), Path(target)
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(target, old)
+    try:
+        os.replace(staged, target)
+    except BaseException:
+        if old is not None:
+            with contextlib.suppress(OSError):
+                os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 @contextlib.contextmanager

@@ -1,28 +1,47 @@
-"""Run folders (``--output-dir`` of ``pretrain``, ``finetune``, ``finetune squad``): one run at a time.
+"""Run folders (``--output-dir`` of ``pretrain``, ``finetune``, ``finetune squad``): their files,
+and one run at a time.
 
-:func:`exclusive` holds an advisory lock (``fcntl.flock``) on ``DIR/.bert.lock`` for the whole
-run, so a second ``bert`` pointed at the same folder fails at once, naming who holds it,
-instead of interleaving checkpoints and result files with the first. The kernel drops the lock
-when its process dies (kill -9 included), so a crashed run never blocks the next one; the file
-itself stays (deleting a lock file races with the next locker) and only ever holds the
-holder's description; a run that fails in a folder it created removes the folder again when
-nothing else was written there. Only the chief of a multi-worker cluster locks: the other workers share
-its folder and write nothing there.
+**The contract** (what ``bert predict``, ``bert squad-threshold`` and ``--model RUN_DIR`` read
+back; the names are here once): :data:`RUN_FILE` ``bert_run.json`` (a fine-tuned classifier:
+task, labels, casing, max_seq_length; read by :func:`load_run_info`, written with the model's
+``vocab.txt`` and ``bert_config.json`` copies by :func:`write_run_folder`), :data:`SQUAD_RUN_FILE`
+``squad_run.json`` (how SQuAD predictions were made), :data:`EVAL_FILE` ``eval_results.txt``
+(:func:`format_eval_results`), :data:`TEST_FILE` ``test_results.tsv`` (:func:`format_test_line`),
+and the sub-folders :data:`BEST_DIR` ``best/``, :data:`EXPORT_DIR` ``export/``,
+:data:`SAVED_MODEL_DIR` ``saved_model/``.
 
-No TensorFlow here.
+**One run at a time**: :func:`exclusive` holds an advisory lock (``fcntl.flock``) on
+``DIR/.bert.lock`` for the whole run, so a second ``bert`` pointed at the same folder fails at
+once, naming who holds it, instead of interleaving checkpoints and result files with the first.
+The kernel drops the lock when its process dies (kill -9 included), so a crashed run never
+blocks the next one; the file itself stays (deleting a lock file races with the next locker) and
+only ever holds the holder's description; a run that fails in a folder it created removes the
+folder again when nothing else was written there. Only the chief of a multi-worker cluster
+locks: the other workers share its folder and write nothing there.
+
+Pure Python (numpy for the float32 formatting), no TensorFlow.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import socket
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .errors import UsageError
+from .errors import ConfigError, UsageError
+from .fileio import atomic_write
 
+RUN_FILE = "bert_run.json"
+SQUAD_RUN_FILE = "squad_run.json"
+EVAL_FILE = "eval_results.txt"
+TEST_FILE = "test_results.tsv"
+BEST_DIR = "best"
+EXPORT_DIR = "export"
+SAVED_MODEL_DIR = "saved_model"
 LOCK_FILE = ".bert.lock"
 
 try:  # POSIX; elsewhere runs are not locked
@@ -86,3 +105,78 @@ def require_trained_head(init: Mapping[str, Any] | None, output_dir: Path, head:
             f"nothing trained to evaluate: no checkpoint in {output_dir} and {what}",
             hint="train first (add --do-train), or pass --model a fine-tuned run folder",
         )
+
+
+# ============================================================================ the files
+
+
+def load_run_info(directory: str | os.PathLike) -> dict | None:
+    """``bert_run.json`` of a run/export folder, or None when there is none."""
+    path = Path(directory) / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or "labels" not in data:
+        raise ConfigError(f"{path}: not a bert fine-tuning run description")
+    return data
+
+
+def write_run_folder(directory: Path, info: Mapping[str, Any], *, vocab_file: Path, config_json: str) -> None:
+    """``bert_run.json`` (``info``) + :func:`copy_model_files`: what ``--model DIR`` needs
+    besides the weights (atomic writes)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_write(directory / RUN_FILE) as fh:
+        fh.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    copy_model_files(directory, vocab_file=vocab_file, config_json=config_json)
+
+
+def copy_model_files(directory: Path, *, vocab_file: Path, config_json: str) -> Path:
+    """Copies of the model's vocabulary and config in a run folder, as ``vocab.txt`` and
+    ``bert_config.json`` (atomic writes; an identical ``vocab.txt`` is left as it is); returns
+    the resolved ``vocab.txt``."""
+    vocab = directory / "vocab.txt"
+    if not vocab.is_file() or vocab_file.resolve() != vocab.resolve():
+        data = vocab_file.read_bytes()
+        if not vocab.is_file() or vocab.read_bytes() != data:
+            with atomic_write(vocab, "wb") as fh:
+                fh.write(data)
+    with atomic_write(directory / "bert_config.json") as fh:
+        fh.write(config_json)
+    return vocab.resolve()
+
+
+def format_eval_results(results: Mapping[str, Any]) -> str:
+    """``eval_results.txt``: ``key = value`` lines sorted by key, as the original (integers as
+    integers, other numbers as float32 like TF's metrics, anything else as ``str``)."""
+    import numpy as np
+
+    lines = []
+    for key in sorted(results):
+        value = results[key]
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            text = str(int(value))
+        elif isinstance(value, (float, np.floating)):
+            text = str(np.float32(value))
+        else:
+            text = str(value)
+        lines.append(f"{key} = {text}\n")
+    return "".join(lines)
+
+
+def write_eval_results(directory: Path, results: Mapping[str, Any]) -> Path:
+    """Write ``DIR/eval_results.txt`` atomically; returns its path."""
+    path = Path(directory) / EVAL_FILE
+    with atomic_write(path) as fh:
+        fh.write(format_eval_results(results))
+    return path
+
+
+def format_test_line(values: Any) -> str:
+    """One ``test_results.tsv`` line: ``"\\t".join(str(float32 p))`` (the score for regression)."""
+    import numpy as np
+
+    arr = np.atleast_1d(np.asarray(values, dtype=np.float32))
+    return "\t".join(str(v) for v in arr) + "\n"

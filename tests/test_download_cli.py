@@ -24,7 +24,8 @@ from bert_cli.errors import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, Ch
 from bert_cli.models import catalogue
 from bert_cli.models.cache import Cache
 from bert_cli.models.resolve import resolve_model
-from bert_cli.ops.download import download_model, format_mrpc
+from bert_cli.models.install import download_model
+from bert_cli.ops.download import format_mrpc
 
 TINY_ZIP_PATH = "/bert_models/2020_02_20/uncased_L-2_H-128_A-2.zip"
 TINY = "uncased-L-2-H-128"

@@ -22,7 +22,8 @@ tf = pytest.importorskip("tensorflow")
 
 from bert_cli.engine import checkpoint as ck  # noqa: E402
 from bert_cli.engine.heads import PretrainingHeads  # noqa: E402
-from bert_cli.engine.loading import load_encoder, pooler_missing, read_model_config  # noqa: E402
+from bert_cli.engine.loading import load_encoder, pooler_missing  # noqa: E402
+from bert_cli.modelconfig import read_model_config  # noqa: E402
 from bert_cli.engine.model import BertModel  # noqa: E402
 from bert_cli.errors import CheckpointError, ConfigError, NotFoundError, UsageError  # noqa: E402
 from bert_cli.modelconfig import BertConfig  # noqa: E402

@@ -15,6 +15,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from bert_cli.engine.checkpoint import list_checkpoint, read_checkpoint, resolve_checkpoint, save_model  # noqa: E402
+from bert_cli import rundir  # noqa: E402
 from bert_cli.errors import ConfigError, NotFoundError, UsageError  # noqa: E402
 from bert_cli.modelconfig import BertConfig  # noqa: E402
 from bert_cli.ops import finetune as ft  # noqa: E402
@@ -64,7 +65,7 @@ def test_learns_separable_task(trained):
 
 def test_eval_results_file_format(trained):
     _, out, summary, _ = trained
-    lines = (out / ft.EVAL_FILE).read_text(encoding="utf-8").splitlines()
+    lines = (out / rundir.EVAL_FILE).read_text(encoding="utf-8").splitlines()
     keys = [line.split(" = ")[0] for line in lines]
     assert keys == sorted(keys) == ["eval_accuracy", "eval_f1", "eval_loss", "global_step", "loss"]
     values = dict(line.split(" = ") for line in lines)
@@ -77,7 +78,7 @@ def test_eval_results_file_format(trained):
 
 def test_test_results_file_format(trained):
     _, out, _, _ = trained
-    text = (out / ft.TEST_FILE).read_text(encoding="utf-8")
+    text = (out / rundir.TEST_FILE).read_text(encoding="utf-8")
     lines = text.split("\n")
     assert lines[-1] == "" and len(lines) == N_TEST + 1  # one line per test example, no header
     for line in lines[:-1]:
@@ -90,7 +91,7 @@ def test_test_results_file_format(trained):
 
 def test_run_folder_and_checkpoints(trained):
     root, out, _, _ = trained
-    info = json.loads((out / ft.RUN_FILE).read_text())
+    info = json.loads((out / rundir.RUN_FILE).read_text())
     assert info["task"] == "mrpc" and info["labels"] == ["0", "1"] and info["max_seq_length"] == SEQ
     assert info["is_regression"] is False and info["do_lower_case"] is True
     assert (out / "vocab.txt").read_text() == (root / "vocab.txt").read_text()
@@ -107,7 +108,7 @@ def test_run_folder_and_checkpoints(trained):
 
 def test_slim_export_has_no_adam_slots_and_loads(trained):
     _, out, _, _ = trained
-    export = out / ft.EXPORT_DIR
+    export = out / rundir.EXPORT_DIR
     names = list_checkpoint(resolve_checkpoint(export))
     assert not [n for n in names if "adam" in n] and "global_step" not in names
     full = read_checkpoint(out)
@@ -125,7 +126,7 @@ def test_slim_export_has_no_adam_slots_and_loads(trained):
     pr.run(pr.PredictConfig(model=str(export), output_format="tsv", batch_size=8, device="cpu"),
            read_predict_input(inputs), buf)
     # same weights, same batch size as --predict-batch-size: the very same lines
-    assert buf.getvalue() == (out / ft.TEST_FILE).read_text(encoding="utf-8")
+    assert buf.getvalue() == (out / rundir.TEST_FILE).read_text(encoding="utf-8")
 
 
 def test_predict_reproduces_eval(trained):
@@ -159,7 +160,7 @@ def test_keep_best_and_early_stopping(trained, tmp_path):
     assert summary["eval"]["eval_accuracy"] == 1.0
     run_dir = tmp_path / "es"
     result = ft.run(config_for(
-        root, run_dir, model=str(out / ft.EXPORT_DIR), vocab_file=None, bert_config_file=None,
+        root, run_dir, model=str(out / rundir.EXPORT_DIR), vocab_file=None, bert_config_file=None,
         learning_rate=1e-5, eval_every_steps=4, keep_best="accuracy", early_stopping_patience=2,
         do_predict=False, save_checkpoints_steps=1000,
     ))
@@ -167,15 +168,15 @@ def test_keep_best_and_early_stopping(trained, tmp_path):
     assert result["best"] == {"metric": "eval_accuracy", "value": 1.0, "step": 4}
     assert [h["global_step"] for h in result["history"]] == [4, 8, 12]
     assert int(read_checkpoint(run_dir, ["global_step"])["global_step"]) == 12 < STEPS
-    best = run_dir / ft.BEST_DIR
+    best = run_dir / rundir.BEST_DIR
     assert int(read_checkpoint(best, ["global_step"])["global_step"]) == 4
     assert not [n for n in list_checkpoint(best) if "adam" in n]
-    assert "global_step = 4" in (best / ft.EVAL_FILE).read_text()
-    assert "global_step = 4" in (run_dir / ft.EVAL_FILE).read_text()  # the best weights were evaluated
+    assert "global_step = 4" in (best / rundir.EVAL_FILE).read_text()
+    assert "global_step = 4" in (run_dir / rundir.EVAL_FILE).read_text()  # the best weights were evaluated
     assert result["init"]["missing"] == []  # the export has the classifier head
     # rerunning a stopped run does not train again
     again = ft.run(config_for(
-        root, run_dir, model=str(out / ft.EXPORT_DIR), vocab_file=None, bert_config_file=None,
+        root, run_dir, model=str(out / rundir.EXPORT_DIR), vocab_file=None, bert_config_file=None,
         learning_rate=1e-5, eval_every_steps=4, keep_best="accuracy", early_stopping_patience=2, do_predict=False,
     ))
     assert again["stopped_early"] is True and again["history"] == []
@@ -194,7 +195,7 @@ def test_repeat_runs_each_seed_and_reports_mean_and_spread(tmp_path, task_maker)
     evals = []
     for seed in (7, 8, 9):
         run_dir = out / f"seed-{seed}"
-        text = (run_dir / ft.EVAL_FILE).read_text()
+        text = (run_dir / rundir.EVAL_FILE).read_text()
         evals.append({k: float(v) for k, v in re.findall(r"^(\w+) = (\S+)$", text, re.M)})
         assert evals[-1]["global_step"] == N_TRAIN // BATCH
     losses = [e["eval_loss"] for e in evals]
@@ -224,7 +225,7 @@ def test_init_from_pretraining_checkpoint(tmp_path, task_maker):
     # evaluating alone would score the random classifier head: refused, nothing written
     with pytest.raises(UsageError, match="nothing trained to evaluate"):
         ft.run(config_for(root, tmp_path / "eval-only", init_checkpoint=prefix, do_train=False, do_predict=False))
-    assert not (tmp_path / "eval-only" / ft.EVAL_FILE).exists()
+    assert not (tmp_path / "eval-only" / rundir.EVAL_FILE).exists()
     # training starts from the encoder weights (a vanishing learning rate keeps them as loaded)
     result = ft.run(config_for(root, tmp_path / "run", init_checkpoint=prefix, do_eval=False, do_predict=False,
                                max_steps=1, learning_rate=1e-12, export_slim=True))
@@ -232,7 +233,7 @@ def test_init_from_pretraining_checkpoint(tmp_path, task_maker):
     assert sorted(n for n in result["init"]["unexpected"]) == sorted(n for n in list_checkpoint(prefix)
                                                                       if n.startswith("cls/"))
     assert result["init"]["loaded"] == len([n for n in list_checkpoint(prefix) if n.startswith("bert/")])
-    loaded = read_checkpoint(tmp_path / "run" / ft.EXPORT_DIR)
+    loaded = read_checkpoint(tmp_path / "run" / rundir.EXPORT_DIR)
     original = read_checkpoint(prefix)
     for name in (n for n in original if n.startswith("bert/")):
         np.testing.assert_allclose(loaded[name], original[name], rtol=1e-6, atol=1e-9)
@@ -298,10 +299,10 @@ def test_cased_model_with_lower_casing_is_an_error(tmp_path, task_maker):
 
 
 def test_format_helpers():
-    assert ft.format_eval_results({"loss": 0.5, "eval_accuracy": 0.84558825, "global_step": 345}) == (
+    assert rundir.format_eval_results({"loss": 0.5, "eval_accuracy": 0.84558825, "global_step": 345}) == (
         "eval_accuracy = 0.84558827\nglobal_step = 345\nloss = 0.5\n"
     )
-    assert ft.format_test_line(np.array([0.25, 0.75], np.float32)) == "0.25\t0.75\n"
+    assert rundir.format_test_line(np.array([0.25, 0.75], np.float32)) == "0.25\t0.75\n"
     assert ft.metric_key("accuracy") == "eval_accuracy" and ft.metric_key("eval_f1") == "eval_f1"
     assert ft.metric_key("loss") == "loss"
 

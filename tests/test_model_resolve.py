@@ -12,7 +12,8 @@ import pytest
 from bert_cli import settings
 from bert_cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, NotFoundError, UsageError
 from bert_cli.models.cache import Cache
-from bert_cli.models.resolve import ModelFiles, complete_model_name, find_checkpoint, inspect_directory, resolve_model
+from bert_cli.models.folder import find_checkpoint
+from bert_cli.models.resolve import ModelFiles, complete_model_name, inspect_directory, resolve_model
 
 
 @pytest.fixture
@@ -179,7 +180,7 @@ def test_offline_never_downloads(cache, monkeypatch):
     def boom(*args, **kwargs):  # pragma: no cover - must not be called
         raise AssertionError("download attempted while offline")
 
-    monkeypatch.setattr("bert_cli.ops.download.download_model", boom)
+    monkeypatch.setattr("bert_cli.models.install.download_model", boom)
     with pytest.raises(NotFoundError) as err:
         resolve_model("tiny", download=True)
     assert "offline" in err.value.message

@@ -20,6 +20,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from bert_cli.engine import pretrain as engine  # noqa: E402
+from bert_cli.engine import pretrain_data as pdata  # noqa: E402
 from bert_cli.engine.checkpoint import load_into  # noqa: E402
 from bert_cli.errors import InputError, UsageError  # noqa: E402
 from bert_cli.modelconfig import BertConfig  # noqa: E402
@@ -99,7 +100,7 @@ def test_resumed_stream_is_the_tail_of_the_uninterrupted_one(tmp_path):
     files = [
         str(write_synthetic(tmp_path / f"d{i}.tfrecord", 7 + i, seq=16, pred=3, vocab=40, seed=i)) for i in range(3)
     ]
-    assert engine.count_records(files) == 7 + 8 + 9
+    assert pdata.count_records(files) == 7 + 8 + 9
     config = BertConfig(vocab_size=40, hidden_size=8, num_attention_heads=2, intermediate_size=8, max_position_embeddings=16)
 
     def batches(start_example, n, seed=5):
@@ -126,12 +127,12 @@ def test_resumed_stream_is_the_tail_of_the_uninterrupted_one(tmp_path):
 def test_seq_length_and_prediction_mismatch_are_clear_errors(golden_tfrecord, tmp_path):
     golden = str(golden_tfrecord)
     with pytest.raises(InputError, match=r"sequences of length 128 but --max-seq-length is 64") as err:
-        engine.inspect_input_files([golden], 64, 20)
+        pdata.inspect_input_files([golden], 64, 20)
     assert err.value.hint == "pass --max-seq-length 128 (the value the data was made with)"
     with pytest.raises(InputError, match=r"20 masked positions per sequence but --max-predictions-per-seq is 10"):
-        engine.inspect_input_files([golden], 128, 10)
-    assert engine.inspect_input_files([golden], 128, 20) == engine.DataShape(128, 20)
-    assert engine.count_records([golden]) == 60  # the README's fact
+        pdata.inspect_input_files([golden], 128, 10)
+    assert pdata.inspect_input_files([golden], 128, 20) == pdata.DataShape(128, 20)
+    assert pdata.count_records([golden]) == 60  # the README's fact
     # Through the ops entry point, nothing is written.
     config = PretrainConfig(
         input_file=golden, output_dir=tmp_path / "out", bert_config_file=write_config(tmp_path / "c.json"),
@@ -158,12 +159,12 @@ def test_bad_id_deep_in_the_data_is_caught_by_the_pipeline(tmp_path):
     error naming the feature, not an embedding lookup of garbage (silent zeros on GPU)."""
     data = str(write_synthetic(tmp_path / "d.tfrecord", 200, seq=16, pred=3, vocab=40, seed=1, bad_at=180))
     config = BertConfig(vocab_size=40, hidden_size=8, num_attention_heads=2, intermediate_size=8, max_position_embeddings=16)
-    engine.check_first_batches([data], config, 16, 3)  # the first 128 records are fine
+    pdata.check_first_batches([data], config, 16, 3)  # the first 128 records are fine
     ds = engine.train_dataset([data], config, batch_size=8, max_seq_length=16, max_predictions_per_seq=3, seed=0)
     with pytest.raises(tf.errors.InvalidArgumentError) as raised:
         for _ in ds.take(60):
             pass
-    error = engine.data_error(raised.value, [data])
+    error = pdata.data_error(raised.value, [data])
     assert isinstance(error, InputError)
     assert str(error).startswith(f"{data}: a batch has input_ids outside [0, 40) (found 40)")
     # a clean file streams through the same checks
@@ -319,7 +320,7 @@ def test_eval_results_equal_an_independent_computation(shared_data, tmp_path):
     mlm_nll, mlm_w, mlm_hit, nsp_nll, nsp_hit, batch_losses = [], [], [], [], [], []
     for b in range(4):
         chunk = stream[4 * b: 4 * b + 4]
-        batch = {k: np.array([r[k] for r in chunk]) for k in engine.FEATURES}
+        batch = {k: np.array([r[k] for r in chunk]) for k in pdata.FEATURES}
         batch = {k: (v.astype(np.float32) if k == "masked_lm_weights" else v.astype(np.int32)) for k, v in batch.items()}
         mlm, nsp = (t.numpy().astype(np.float64) for t in model.logits(batch, False))
         logp = mlm - np.log(np.exp(mlm).sum(-1, keepdims=True))

@@ -12,6 +12,7 @@ import pytest
 from bert_cli.errors import InputError, NotFoundError, UsageError
 from bert_cli.ops import make_pretrain_data as mpd
 from bert_cli.text import pretraining as pt
+from bert_cli.text.lines import iter_text_lines
 from bert_cli.text import tfrecord as tfr
 
 FEATURES = [
@@ -291,7 +292,8 @@ def test_shards_keep_two_documents_when_possible():
 def test_documents_and_invalid_utf8():
     seen = []
     lines = [b"  one \n", b"two\xff\xfe\n", b"\n", b"\n", b"\t\n", b"three\r\n", b"\n"]
-    text = list(pt.iter_text_lines([("f.txt", lines)], lambda n, i: seen.append((n, i))))
+    text = [line.strip() for line in iter_text_lines(lines, name="f.txt", errors="ignore",
+                                                     on_invalid_utf8=lambda n, i: seen.append((n, i)))]
     assert text == ["one", "two", "", "", "", "three", ""]
     assert seen == [("f.txt", 2)]
     assert list(pt.iter_documents(text)) == [["one", "two"], ["three"]]

@@ -7,17 +7,16 @@ from typing import Optional
 
 import typer
 
+from ..text.task_names import FINETUNE_TASKS, SQUAD
 from . import options
-
-TASKS = ("squad", "mrpc", "cola", "mnli", "xnli", "sst2", "qqp", "qnli", "rte", "wnli", "stsb", "csv", "tsv", "jsonl")
 
 
 def _complete_task(incomplete: str) -> list[str]:
-    return [t for t in TASKS if t.startswith(incomplete.lower())]
+    return [t for t in FINETUNE_TASKS if t.startswith(incomplete.lower())]
 
 
 def finetune(
-    task: Optional[str] = typer.Argument(None, help=f"Task: {', '.join(TASKS)} (csv/tsv/jsonl: your own data).", autocompletion=_complete_task, show_default=False),
+    task: Optional[str] = typer.Argument(None, help=f"Task: {', '.join(FINETUNE_TASKS)} (csv/tsv/jsonl: your own data).", autocompletion=_complete_task, show_default=False),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with train/dev/test files (default for GLUE tasks: the downloaded dataset)."),
     output_dir: Path = options.OUTPUT_DIR,
     model: Optional[str] = options.MODEL,
@@ -95,7 +94,7 @@ def finetune(
         device, use_tpu=use_tpu, tpu_name=tpu_name, master=master, verbose_logging=verbose_logging,
         tpu_zone=tpu_zone, gcp_project=gcp_project, num_tpu_cores=num_tpu_cores, iterations_per_loop=iterations_per_loop,
     )
-    if task.lower() == "squad":
+    if task.lower() == SQUAD:
         from ..ops.finetune_squad import SquadFinetuneConfig, run as run_squad
 
         result = run_squad(

@@ -12,14 +12,13 @@ and returns ``pooled_output`` [batch, H] and ``sequence_output`` [batch, seq, H]
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Callable, Sequence
 
 import tensorflow as tf
 
 from ..errors import UsageError
+from ..fileio import atomic_directory
 from .model import BertModel
 
 
@@ -74,16 +73,8 @@ def export_saved_model(
     path = Path(path)
     if path.exists() and not overwrite:
         raise UsageError(f"{path} already exists", hint="choose another directory or pass overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_directory(path) as tmp:
         serving = Serving([model, *modules], outputs or encoder_outputs(model))
         tf.saved_model.save(serving, str(tmp), signatures={"serving_default": serving.serve})
         (tmp / "bert_config.json").write_text(model.config.to_json(), encoding="utf-8")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path

@@ -1,9 +1,14 @@
-"""Build a :class:`BertModel` and load its weights, whatever layout they come in.
+"""Build a bare encoder (:class:`BertModel`) and load its weights, whatever layout they come in.
 
-One entry point shared by the commands that run a pretrained encoder (``extract``, ``predict``,
-``finetune``, ``squad``)::
+:func:`load_encoder` is how ``bert extract`` (:mod:`bert_cli.ops.extract`) gets its model, from
+the files of the one model policy (:func:`bert_cli.models.policy.resolve_model_files`). The
+commands that add a head load through their engine module instead (``finetune``:
+:func:`bert_cli.engine.classifier.load_initial_weights`, ``finetune squad``:
+:mod:`bert_cli.engine.squad_model`, ``pretrain``: :mod:`bert_cli.engine.pretrain`; ``predict``
+reads a run folder with :func:`bert_cli.ops.predict.load_classifier`), on the same checkpoint
+readers (:mod:`bert_cli.engine.checkpoint`, :mod:`bert_cli.engine.hf_weights`)::
 
-    config, model, report = load_encoder(model_files=resolve_model("base-uncased"))
+    config, model, report = load_encoder(model_files=resolve_model_files("base-uncased"))
     config, model, report = load_encoder(config_file="bert_config.json", init_checkpoint="DIR/bert_model.ckpt")
     config, model, report = load_encoder(config_file="hf/config.json", init_checkpoint="hf/model.safetensors")
 
@@ -34,14 +39,14 @@ import tensorflow as tf
 
 from .. import console
 from ..errors import NotFoundError, UsageError
-from ..modelconfig import BertConfig, is_hf_config, read_model_config
+from ..modelconfig import BertConfig, read_model_config
 from ..models.policy import weights_format_of
 from .checkpoint import LoadReport, load_into, resolve_checkpoint
 from .checkpoint_reader import BundleReader
 from .model import BertModel, Initializer
 
 __all__ = [
-    "load_encoder", "read_model_config", "is_hf_config", "weights_format_of", "pooler_missing", "POOLER_PREFIX",
+    "load_encoder", "pooler_missing", "POOLER_PREFIX",
 ]
 
 POOLER_PREFIX = "bert/pooler/"
@@ -74,7 +79,8 @@ def load_encoder(
 ) -> tuple[BertConfig, BertModel, LoadReport | None]:
     """Build the encoder and load its weights; returns ``(config, model, report)``.
 
-    ``model_files`` is a :class:`bert_cli.models.resolve.ModelFiles`; ``config_file`` /
+    ``model_files`` is a :class:`bert_cli.models.policy.ResolvedModel` (or anything with its
+    ``config_file``, ``checkpoint``, ``weights_format``, ``directory``, ``name``); ``config_file`` /
     ``init_checkpoint`` override its fields. ``allow_missing`` (True, or name prefixes) lets
     encoder weights absent from the checkpoint keep a random initialisation instead of raising
     :class:`CheckpointError`. The report is None when no weights were loaded.

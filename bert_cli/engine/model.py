@@ -385,12 +385,12 @@ def check_inputs(
     if ids.ndim != 2:
         raise InputError(f"input_ids must be [batch, seq_length], got shape {ids.shape}", path=source)
     check_seq_length(config, ids.shape[1])
-    _check_range(ids, "input_ids", config.vocab_size, "vocab_size", source,
+    check_range(ids, "input_ids", config.vocab_size, "vocab_size", source,
                  hint="the vocabulary file does not match the model's bert_config.json")
     if segment_ids is not None:
         seg = np.asarray(segment_ids)
         _check_shape(seg, ids.shape, "segment_ids", source)
-        _check_range(seg, "segment_ids", config.type_vocab_size, "type_vocab_size", source)
+        check_range(seg, "segment_ids", config.type_vocab_size, "type_vocab_size", source)
     if input_mask is not None:
         mask = np.asarray(input_mask)
         _check_shape(mask, ids.shape, "input_mask", source)
@@ -403,7 +403,9 @@ def _check_shape(a: np.ndarray, shape, what: str, source) -> None:
         raise InputError(f"{what} has shape {a.shape}, expected {shape} like input_ids", path=source)
 
 
-def _check_range(a: np.ndarray, what: str, limit: int, limit_name: str, source, hint: str | None = None) -> None:
+def check_range(a: np.ndarray, what: str, limit: int, limit_name: str, source, hint: str | None = None) -> None:
+    """InputError unless every value of the integer array ``a`` is in ``[0, limit)`` (named
+    ``limit_name`` in the message, with ``source`` and ``hint``)."""
     if a.size == 0:
         return
     if not np.issubdtype(a.dtype, np.integer):

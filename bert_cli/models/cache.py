@@ -23,13 +23,13 @@ import hashlib
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import NotFoundError, UsageError
+from ..fileio import atomic_write, make_temp_dir, replace_directory
 
 MANIFEST = "manifest.json"
 MODELS = "models"
@@ -150,8 +150,6 @@ class Cache:
     @contextlib.contextmanager
     def staging(self, kind: str, name: str) -> Iterator[Path]:
         """A fresh empty folder on the cache's file system; removed on exit unless installed."""
-        from ..fileio import make_temp_dir
-
         base = self.root / ".staging"
         base.mkdir(parents=True, exist_ok=True)
         path = make_temp_dir(base, prefix=f"{kind}-{name}.")  # becomes <kind>/<name>: usual permissions
@@ -176,14 +174,7 @@ class Cache:
         write_manifest(staged, manifest)
         target = self.folder(kind, name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        old = None
-        if target.exists():
-            old = target.with_name(f".{name}.old.{os.getpid()}.{int(time.time() * 1000)}")
-            os.replace(target, old)
-        os.replace(staged, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return target
+        return replace_directory(staged, target)
 
     def remove(self, kind: str, name: str) -> Path:
         """Delete a cached folder (and its partial downloads); NotFoundError if absent."""
@@ -249,8 +240,6 @@ def read_manifest(folder: Path) -> dict:
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:
-    from ..fileio import atomic_write
-
     with atomic_write(Path(folder) / MANIFEST) as fh:
         json.dump(manifest, fh, indent=2, sort_keys=True)
         fh.write("\n")

@@ -8,8 +8,6 @@ works without a manifest. Pure Python, no TensorFlow.
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from .. import settings
 from ..errors import NotFoundError, UsageError
 from . import catalogue
 from .cache import MANIFEST, MODELS, Cache
+from .folder import find_checkpoint, model_casing, read_json_or_empty
 from .hf_vocab import vocab_file_for
 
 
@@ -76,7 +75,7 @@ def resolve_model(name_or_dir: str, *, download: bool = False, need_vocab: bool 
             hint=f"bert download {key}   (without --offline)",
         )
     if download or _offer_download(entry):
-        from ..ops.download import download_model
+        from .install import download_model
 
         folder = download_model(entry, cache=cache)
         return inspect_directory(folder, name=key, need_vocab=need_vocab)
@@ -91,7 +90,7 @@ def inspect_directory(directory: str | Path, name: str | None = None, *, need_vo
     directory = Path(directory)
     if not directory.is_dir():
         raise NotFoundError(f"model folder not found: {directory}", hint="bert download --list")
-    manifest = _read_json(directory / MANIFEST)
+    manifest = read_json_or_empty(directory / MANIFEST)
     vocab = vocab_file_for(directory, current_cache().root)  # vocab.txt, else from tokenizer.json
     if vocab is None and need_vocab:
         raise NotFoundError(
@@ -114,42 +113,8 @@ def inspect_directory(directory: str | Path, name: str | None = None, *, need_vo
         config_file=config,
         checkpoint=checkpoint,
         weights_format=weights_format,
-        do_lower_case=_casing(directory, manifest),
+        do_lower_case=model_casing(directory, manifest),
     )
-
-
-_STEP = re.compile(r"-(\d+)$")
-
-
-def find_checkpoint(directory: str | Path) -> tuple[str | None, str]:
-    """``(checkpoint, weights_format)`` of a folder: the newest TF checkpoint, else safetensors.
-
-    Order: the ``checkpoint`` state file (written by TF savers and checkpoint managers), then
-    the ``*ckpt*.index`` file with the highest global step (``model.ckpt-123``; a prefix without
-    a step such as ``bert_model.ckpt`` ranks lowest, ties by modification time), then
-    ``model.safetensors``; ``(None, "none")`` when there are no weights.
-    """
-    directory = Path(directory)
-    state = directory / "checkpoint"
-    if state.is_file():
-        prefix = _prefix_from_state(state)
-        if prefix is not None:
-            candidate = Path(prefix) if Path(prefix).is_absolute() else directory / prefix
-            if Path(str(candidate) + ".index").is_file():
-                return str(candidate), "tf1"
-    indexes = [p for p in directory.glob("*.index") if "ckpt" in p.name]
-    if indexes:
-
-        def rank(p: Path):
-            m = _STEP.search(p.name[: -len(".index")])
-            return (m is not None, int(m.group(1)) if m else -1, p.stat().st_mtime)
-
-        best = max(indexes, key=rank)
-        return str(best.with_name(best.name[: -len(".index")])), "tf1"
-    safetensors = directory / "model.safetensors"
-    if safetensors.is_file():
-        return str(safetensors), "hf"
-    return None, "none"
 
 
 def complete_model_name(incomplete: str) -> list[str]:
@@ -167,39 +132,6 @@ def complete_download_name(incomplete: str) -> list[str]:
     """Shell completion for ``bert download NAME``: models, then datasets."""
     low = incomplete.lower()
     return complete_model_name(incomplete) + [d for d in catalogue.dataset_names() if d.startswith(low)]
-
-
-def _prefix_from_state(state: Path) -> str | None:
-    """``model_checkpoint_path`` of a TF ``checkpoint`` state file (text protobuf)."""
-    try:
-        text = state.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    m = re.search(r'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', text, re.MULTILINE)
-    return re.sub(r"\\(.)", r"\1", m.group(1)) if m else None
-
-
-def _casing(directory: Path, manifest: dict) -> bool | None:
-    """manifest.json > tokenizer_config.json > a run folder's bert_run.json/squad_run.json > the
-    catalogue entry named like the folder > None."""
-    value = manifest.get("do_lower_case")
-    if isinstance(value, bool):
-        return value
-    for name in ("tokenizer_config.json", "bert_run.json", "squad_run.json"):  # HF folder, bert run folders
-        value = _read_json(directory / name).get("do_lower_case")
-        if isinstance(value, bool):
-            return value
-    entry = catalogue.find_model(directory.name)
-    return entry.do_lower_case if entry is not None else None
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _looks_like_path(text: str) -> bool:

@@ -62,7 +62,6 @@ import dataclasses
 import itertools
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -78,6 +77,7 @@ from .. import console
 from ..errors import ConfigError, UsageError
 from ..fileio import atomic_write, check_writable_file, naming_errors, require_file
 from ..text.features import InputFeatures, build_features
+from ..text.lines import split_pair
 from ..text.tokenization import FullTokenizer, convert_to_unicode
 
 __all__ = [
@@ -89,7 +89,6 @@ FORMATS = ("jsonl", "npz")
 POOLINGS = ("cls", "mean", "pooler")
 DEFAULT_LAYERS = (-1, -2, -3, -4)
 DEFAULT_POOLING_LAYERS = (-1,)
-PAIR_RE = re.compile(r"^(.*) \|\|\| (.*)$")
 
 
 # XLA for extract, unless --xla/--no-xla says otherwise: on for every device, CPU included (one
@@ -143,11 +142,7 @@ def _read_lines(paths: Sequence[str | os.PathLike]) -> Iterator[bytes]:
 
 def parse_line(line: str | bytes) -> tuple[str, str | None]:
     """``(text_a, text_b)`` of one input line, as the original's ``read_examples``."""
-    text = convert_to_unicode(line).strip()
-    match = PAIR_RE.match(text)
-    if match is None:
-        return text, None
-    return match.group(1), match.group(2)
+    return split_pair(convert_to_unicode(line).strip())
 
 
 def parse_layers(layers: str | Sequence[int] | None, pooling: str | None = None) -> tuple[int, ...]:
@@ -411,7 +406,7 @@ def run(
     model_files = _model_sources(config)
     vocab_file, config_file, lower = model_files.vocab_file, model_files.config_file, model_files.do_lower_case
 
-    from ..engine.loading import read_model_config
+    from ..modelconfig import read_model_config
 
     bert_config = read_model_config(config_file)  # cheap checks before the weights are read
     check_layers(layers, bert_config.num_hidden_layers)

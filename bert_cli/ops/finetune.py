@@ -35,19 +35,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import shutil
 import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import console, rundir
-from ..errors import ConfigError, NotFoundError, UsageError
-from ..fileio import atomic_write, check_output_dir, require_file
+from .. import console, events, rundir
+from ..errors import NotFoundError, UsageError
+from ..fileio import atomic_directory, atomic_write, check_output_dir, require_file
 from ..modelconfig import BertConfig, read_model_config
 from ..modelsize import check_fits
 from ..text import metrics as M
@@ -56,17 +53,9 @@ from ..text.tasks import Task, get_task
 from ..text.tokenization import FullTokenizer
 from .schedule import ends_epoch, epochs_to_steps
 
-__all__ = ["FinetuneConfig", "run", "RUN_FILE", "EVAL_FILE", "TEST_FILE", "load_run_info", "format_eval_results"]
+__all__ = ["FinetuneConfig", "run", "resolve_model_source", "make_run_info"]
 
-Progress = Callable[[dict], None]
-
-RUN_FILE = "bert_run.json"
-EVAL_FILE = "eval_results.txt"
-TEST_FILE = "test_results.tsv"
 STATE_FILE = "training_state.json"
-BEST_DIR = "best"
-EXPORT_DIR = "export"
-SAVED_MODEL_DIR = "saved_model"
 RUN_FORMAT = 1
 LOWER_IS_BETTER = ("eval_loss", "loss")
 
@@ -120,11 +109,6 @@ class FinetuneConfig:
 
 
 # ============================================================================ helpers
-
-
-def _report(progress: Progress | None, **event: Any) -> None:
-    if progress is not None:
-        progress(event)
 
 
 def _check_options(c: FinetuneConfig) -> None:
@@ -182,25 +166,6 @@ def available_metrics(task: Task) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-def format_eval_results(results: Mapping[str, Any]) -> str:
-    """Sorted ``key = value`` lines as the original (floats shown as float32 like TF's metrics)."""
-    lines = []
-    for key in sorted(results):
-        value = results[key]
-        if isinstance(value, (float, np.floating)):
-            text = str(np.float32(value))
-        else:
-            text = str(value)
-        lines.append(f"{key} = {text}\n")
-    return "".join(lines)
-
-
-def format_test_line(values: Any) -> str:
-    """One test_results.tsv line: ``"\\t".join(str(float32 p))`` (the score for regression)."""
-    arr = np.atleast_1d(np.asarray(values, dtype=np.float32))
-    return "\t".join(str(v) for v in arr) + "\n"
-
-
 def _json_value(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
@@ -209,20 +174,6 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, (list, tuple, frozenset, set)):
         return [_json_value(v) for v in value]
     return value
-
-
-def load_run_info(directory: str | os.PathLike) -> dict | None:
-    """``bert_run.json`` of a run/export folder, or None when there is none."""
-    path = Path(directory) / RUN_FILE
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or "labels" not in data:
-        raise ConfigError(f"{path}: not a bert fine-tuning run description")
-    return data
 
 
 # ============================================================================ model files
@@ -286,11 +237,11 @@ def _featurize(task: Task, data_dir: Path, split: str, tokenizer, max_seq_length
     if features.truncated:
         console.debug(f"{split}: {features.truncated} of {len(features)} examples truncated to {max_seq_length} tokens")
     console.info(f"{task.name} {split}: {len(features)} examples ({seconds:.1f}s to featurize)")
-    _report(progress, phase="featurize", split=split, examples=len(features), seconds=seconds)
+    events.emit(progress, phase="featurize", split=split, examples=len(features), seconds=seconds)
     return features
 
 
-def load_data(c: FinetuneConfig, tokenizer, progress: Progress | None, *, need_dev: bool) -> _Data:
+def load_data(c: FinetuneConfig, tokenizer, progress: events.Progress | None, *, need_dev: bool) -> _Data:
     """Read and featurize every split the run will need (errors before any training)."""
     options = {k: v for k, v in dict(c.task_options).items() if v is not None}
     task = get_task(c.task, **options)
@@ -336,16 +287,9 @@ def make_run_info(c: FinetuneConfig, task: Task, source: _ModelSource) -> dict:
     }
 
 
-def write_run_folder(directory: Path, info: Mapping[str, Any], source: _ModelSource) -> None:
-    """bert_run.json + vocab.txt + bert_config.json copies (atomic writes)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with atomic_write(directory / RUN_FILE) as fh:
-        fh.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    if not (directory / "vocab.txt").is_file() or source.vocab_file.resolve() != (directory / "vocab.txt").resolve():
-        with atomic_write(directory / "vocab.txt", "wb") as fh:
-            fh.write(source.vocab_file.read_bytes())
-    with atomic_write(directory / "bert_config.json") as fh:
-        fh.write(source.config.to_json())
+def _write_run_folder(directory: Path, info: Mapping[str, Any], source: _ModelSource) -> None:
+    """bert_run.json + vocab.txt + bert_config.json copies (:func:`bert_cli.rundir.write_run_folder`)."""
+    rundir.write_run_folder(directory, info, vocab_file=source.vocab_file, config_json=source.config.to_json())
 
 
 def _check_existing_run(output_dir: Path, info: Mapping[str, Any]) -> None:
@@ -354,7 +298,7 @@ def _check_existing_run(output_dir: Path, info: Mapping[str, Any]) -> None:
     Only a run that saved a checkpoint has anything to resume: a run that failed before its
     first checkpoint (bad options, 0 training steps) does not claim the folder.
     """
-    old = load_run_info(output_dir)
+    old = rundir.load_run_info(output_dir)
     if old is None or not (output_dir / "checkpoint").is_file():
         return
     for key in ("task", "labels", "kind", "max_seq_length"):
@@ -432,31 +376,14 @@ def _eval_results(task: Task, features: ClassifierFeatures, out, global_step: in
     return results
 
 
-def _write_eval(directory: Path, results: Mapping[str, Any]) -> Path:
-    path = directory / EVAL_FILE
-    with atomic_write(path) as fh:
-        fh.write(format_eval_results(results))
-    return path
-
-
 def _save_best(model, directory: Path, step: int, results: Mapping[str, Any], info, source) -> None:
     """Replace ``best/`` with this model's weights (a complete model folder) atomically."""
     from ..engine.classifier import save_weights
 
-    tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.mkdir(parents=True)
+    with atomic_directory(directory) as tmp:
         save_weights(model, tmp / "model.ckpt", global_step=step)
-        write_run_folder(tmp, info, source)
-        _write_eval(tmp, results)
-        old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
-        if directory.exists():
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        _write_run_folder(tmp, info, source)
+        rundir.write_eval_results(tmp, results)
 
 
 def _rewrite_state_file(directory: Path, prefix_name: str) -> None:
@@ -479,7 +406,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
     if chief:
         output_dir.mkdir(parents=True, exist_ok=True)
         _check_existing_run(output_dir, info)
-        write_run_folder(output_dir, info, source)
+        _write_run_folder(output_dir, info, source)
 
     model = engine.build_model(runtime, source.config, task.num_labels, kind=kind, seed=runtime.seed,
                                random_init=True)
@@ -554,7 +481,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
                 trained_examples += result.examples
                 rate = throughput.rate()
                 remaining = (num_train_steps - result.step) * c.train_batch_size
-                _report(
+                events.emit(
                     progress,
                     phase="train",
                     step=result.step,
@@ -572,7 +499,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
                     out = engine.evaluate(predictor, data.dev, c.eval_batch_size)
                     results = _eval_results(task, data.dev, out, result.step)
                     history.append(results)
-                    _report(progress, phase="eval", step=result.step, metrics=results)
+                    events.emit(progress, phase="eval", step=result.step, metrics=results)
                     console.info(f"step {result.step}: " + ", ".join(
                         f"{k} {v:.4f}" for k, v in sorted(results.items()) if k != "global_step"))
                     assert tracker is not None
@@ -583,7 +510,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
                         )
                     improved = tracker.update(float(results[tracker.metric]), result.step)
                     if improved and c.keep_best and chief:
-                        _save_best(model, output_dir / BEST_DIR, result.step, results, info, source)
+                        _save_best(model, output_dir / rundir.BEST_DIR, result.step, results, info, source)
                     if c.early_stopping_patience and tracker.bad_evals >= c.early_stopping_patience:
                         tracker.stopped_early = True
                         if chief:
@@ -608,7 +535,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
         if tracker is not None:
             summary["stopped_early"] = tracker.stopped_early
             summary["best"] = {"metric": tracker.metric, "value": tracker.best_value, "step": tracker.best_step}
-            best_dir = output_dir / BEST_DIR
+            best_dir = output_dir / rundir.BEST_DIR
             if c.keep_best and (best_dir / "checkpoint").is_file():
                 from ..engine.checkpoint import resolve_checkpoint
 
@@ -638,10 +565,10 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
         out = engine.evaluate(predictor, data.dev, c.eval_batch_size)
         results = _eval_results(task, data.dev, out, global_step)
         if chief:
-            path = _write_eval(output_dir, results)
+            path = rundir.write_eval_results(output_dir, results)
             console.info(f"wrote {path}")
         summary["eval"] = results
-        _report(progress, phase="eval", step=global_step, metrics=results, final=True)
+        events.emit(progress, phase="eval", step=global_step, metrics=results, final=True)
 
     if c.do_predict:
         assert data.test is not None
@@ -650,27 +577,26 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
         outputs = engine.outputs_from_logits(kind, logits)
         seconds = time.perf_counter() - started
         if chief:
-            with atomic_write(output_dir / TEST_FILE) as fh:
+            with atomic_write(output_dir / rundir.TEST_FILE) as fh:
                 for row in outputs:
-                    fh.write(format_test_line(row))
-            console.info(f"wrote {output_dir / TEST_FILE} ({len(outputs)} lines)")
+                    fh.write(rundir.format_test_line(row))
+            console.info(f"wrote {output_dir / rundir.TEST_FILE} ({len(outputs)} lines)")
         summary["predict"] = {
-            "file": str(output_dir / TEST_FILE),
+            "file": str(output_dir / rundir.TEST_FILE),
             "examples": len(outputs),
             "examples_per_s": len(outputs) / seconds if seconds > 0 else None,
         }
 
     if chief and c.export_slim:
-        export = output_dir / EXPORT_DIR
-        if export.exists():
-            shutil.rmtree(export)
-        engine.save_weights(model, export / "model.ckpt")
-        _rewrite_state_file(export, "model.ckpt")
-        write_run_folder(export, info, source)
+        export = output_dir / rundir.EXPORT_DIR
+        with atomic_directory(export) as tmp:
+            engine.save_weights(model, tmp / "model.ckpt")
+            _rewrite_state_file(tmp, "model.ckpt")
+            _write_run_folder(tmp, info, source)
         summary["export"] = str(export)
         console.info(f"wrote the weights-only model folder {export}")
     if chief and c.export_saved_model:
-        path = engine.export_saved_model(model, output_dir / SAVED_MODEL_DIR)
+        path = engine.export_saved_model(model, output_dir / rundir.SAVED_MODEL_DIR)
         summary["saved_model"] = str(path)
         console.info(f"wrote the SavedModel {path}")
     return summary
@@ -691,7 +617,7 @@ def _aggregate(runs: list[dict]) -> dict[str, Any]:
             "max": {k: max(v) for k, v in values.items()}}
 
 
-def run(config: FinetuneConfig, progress: Progress | None = None) -> dict[str, Any]:
+def run(config: FinetuneConfig, progress: events.Progress | None = None) -> dict[str, Any]:
     """Fine-tune / evaluate / predict as configured; returns the final metrics and facts.
 
     ``progress(event)`` gets dicts: ``phase`` "featurize" (split, examples), "train" (step,

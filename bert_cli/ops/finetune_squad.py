@@ -36,11 +36,10 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import console, rundir
+from .. import console, events, rundir
 from ..errors import ConfigError, InputError, UsageError
 from ..fileio import atomic_write, check_output_dir
 from ..text import squad_metrics
@@ -57,12 +56,11 @@ from ..text.squad_predict import (
     write_run_info,
 )
 from ..text.tokenization import FullTokenizer
-from .finetune import _report, resolve_model_source
+from .finetune import resolve_model_source
 from .schedule import epochs_to_steps
 
 __all__ = ["SquadFinetuneConfig", "run", "TRAIN_RECORD_FILE", "TRAIN_RECORD_INFO", "TRAIN_SHUFFLE_SEED"]
 
-Progress = Callable[[dict], None]
 
 TRAIN_RECORD_FILE = "train.tf_record"
 TRAIN_RECORD_INFO = "train.tf_record.json"
@@ -203,19 +201,6 @@ def _has_answers(data: list) -> bool:
     return any(qa["answers"] or qa.get("is_impossible") for qa in qas)
 
 
-def _copy_model_files(output_dir: Path, source) -> Path:
-    """vocab.txt + bert_config.json copies in the run folder; returns the vocab copy."""
-    vocab = output_dir / "vocab.txt"
-    if not vocab.is_file() or source.vocab_file.resolve() != vocab.resolve():
-        data = source.vocab_file.read_bytes()
-        if not vocab.is_file() or vocab.read_bytes() != data:
-            with atomic_write(vocab, "wb") as fh:
-                fh.write(data)
-    with atomic_write(output_dir / "bert_config.json") as fh:
-        fh.write(source.config.to_json())
-    return vocab.resolve()
-
-
 # ============================================================================ training data
 
 
@@ -233,7 +218,7 @@ def _record_info(c: SquadFinetuneConfig, featurize: FeaturizeConfig, vocab: Path
 
 def _ensure_train_records(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[SquadExample],
                           tokenizer: FullTokenizer, vocab: Path, lower: bool,
-                          progress: Progress | None) -> tuple[Path, int]:
+                          progress: events.Progress | None) -> tuple[Path, int]:
     """``train.tf_record`` (streamed, atomic), reused when written with the same settings; returns
     the path and the number of features."""
     output_dir = Path(c.output_dir)
@@ -255,7 +240,7 @@ def _ensure_train_records(c: SquadFinetuneConfig, featurize: FeaturizeConfig, ex
     with atomic_write(info_path) as fh:
         fh.write(json.dumps({**info, "features": count}, indent=2) + "\n")
     console.info(f"wrote {path}: {len(examples)} examples -> {count} features ({seconds:.1f}s)")
-    _report(progress, phase="featurize", split="train", examples=len(examples), features=count, seconds=seconds)
+    events.emit(progress, phase="featurize", split="train", examples=len(examples), features=count, seconds=seconds)
     return path, count
 
 
@@ -263,7 +248,7 @@ def _ensure_train_records(c: SquadFinetuneConfig, featurize: FeaturizeConfig, ex
 
 
 def _train(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[SquadExample], tokenizer, vocab: Path,
-           model, source, runtime, progress: Progress | None, summary: dict) -> int:
+           model, source, runtime, progress: events.Progress | None, summary: dict) -> int:
     """Train (or resume) to num_train_steps; returns the final global_step."""
     from ..engine import squad_model as engine
     from ..engine.classifier import Throughput, TrainOptions
@@ -321,7 +306,7 @@ def _train(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[Sq
         trained += result.examples
         rate = throughput.rate()
         remaining = (num_train_steps - result.step) * c.train_batch_size
-        _report(progress, phase="train", step=result.step, total_steps=num_train_steps,
+        events.emit(progress, phase="train", step=result.step, total_steps=num_train_steps,
                 epoch=result.step / steps_per_epoch, epochs=c.num_train_epochs, loss=result.loss,
                 learning_rate=result.learning_rate, examples_per_s=rate,
                 eta_s=remaining / rate if rate > 0 else None)
@@ -362,7 +347,7 @@ def _load_for_predict(c: SquadFinetuneConfig, model, source, summary: dict) -> N
 
 
 def _predict(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[SquadExample], data: list,
-             tokenizer, vocab: Path, lower: bool, model, runtime, progress: Progress | None, summary: dict) -> None:
+             tokenizer, vocab: Path, lower: bool, model, runtime, progress: events.Progress | None, summary: dict) -> None:
     from ..engine import squad_model as engine
 
     output_dir = Path(c.output_dir)
@@ -378,10 +363,10 @@ def _predict(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[
         for result in predictor.raw_results(features(), c.predict_batch_size):
             writer.write(result)
             if writer.count % (50 * c.predict_batch_size) == 0:
-                _report(progress, phase="predict", features=writer.count)
+                events.emit(progress, phase="predict", features=writer.count)
         n_features = writer.count
     seconds = time.perf_counter() - started
-    _report(progress, phase="predict", features=n_features, seconds=seconds, final=True)
+    events.emit(progress, phase="predict", features=n_features, seconds=seconds, final=True)
     console.info(f"wrote {logits_path}: {len(examples)} questions, {n_features} features ({seconds:.1f}s)")
 
     config = PredictionConfig(n_best_size=c.n_best_size, max_answer_length=c.max_answer_length, do_lower_case=lower,
@@ -409,13 +394,13 @@ def _predict(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[
         else:
             metrics = squad_metrics.evaluate_v1(data, preds.predictions)
         summary["metrics"] = metrics
-        _report(progress, phase="eval", metrics=metrics, final=True)
+        events.emit(progress, phase="eval", metrics=metrics, final=True)
 
 
 # ============================================================================ entry point
 
 
-def run(config: SquadFinetuneConfig, progress: Progress | None = None) -> dict[str, Any]:
+def run(config: SquadFinetuneConfig, progress: events.Progress | None = None) -> dict[str, Any]:
     """Train and/or predict SQuAD as configured; returns facts and (with answers) the metrics.
 
     ``progress(event)`` gets dicts: ``phase`` "featurize" (split, examples, features, seconds),
@@ -442,9 +427,9 @@ def run(config: SquadFinetuneConfig, progress: Progress | None = None) -> dict[s
                      "is off: every question gets an answer")
     _check_model(source.config, tokenizer, c.max_seq_length)
     if train_examples is not None:
-        _report(progress, phase="read", split="train", examples=len(train_examples))
+        events.emit(progress, phase="read", split="train", examples=len(train_examples))
     if predict_examples is not None:
-        _report(progress, phase="read", split="predict", examples=len(predict_examples))
+        events.emit(progress, phase="read", split="predict", examples=len(predict_examples))
 
     from ..engine.device import activity, select_runtime
 
@@ -462,7 +447,10 @@ def _run_locked(c, featurize, source, tokenizer, train_examples, predict_example
 
     output_dir = Path(c.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    vocab = _copy_model_files(output_dir, source) if runtime.is_chief else source.vocab_file.resolve()
+    if runtime.is_chief:
+        vocab = rundir.copy_model_files(output_dir, vocab_file=source.vocab_file, config_json=source.config.to_json())
+    else:
+        vocab = source.vocab_file.resolve()
 
     model = engine.build_model(runtime, source.config, seed=runtime.seed, random_init=True)
     summary: dict[str, Any] = {"output_dir": str(output_dir), "seed": runtime.seed,

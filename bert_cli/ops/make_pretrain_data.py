@@ -38,12 +38,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator
+from typing import IO, Iterable, Iterator
 
 from .. import console
 from ..errors import InputError, NotFoundError, UsageError
+from ..events import Progress
 from ..fileio import check_writable_file, require_file
 from ..text import pretraining as pt
+from ..text.lines import iter_text_lines
 from ..text.shardset import OutputSet, manifest_path
 from ..text.sniff import HEAD_BYTES, check_text, read_head
 from ..text.tfrecord import CRC32C_IMPLEMENTATION
@@ -51,7 +53,6 @@ from .shard_pool import shard_results
 
 __all__ = ["MakePretrainDataConfig", "run", "expand_input_files", "output_paths", "is_sharded"]
 
-Progress = Callable[[dict], None]
 
 STDIN = "-"
 
@@ -275,7 +276,12 @@ class _Reader:
             )
 
     def documents(self) -> Iterator[list[str]]:
-        return pt.iter_documents(pt.iter_text_lines(self._sources(), self._invalid))
+        lines = (
+            line.strip()
+            for name, source in self._sources()
+            for line in iter_text_lines(source, name=name, errors="ignore", on_invalid_utf8=self._invalid)
+        )
+        return pt.iter_documents(lines)
 
 
 def _empty_corpus(inputs: list[str]) -> InputError:

@@ -30,13 +30,12 @@ from typing import IO, Any
 
 import numpy as np
 
-from .. import console
+from .. import console, rundir
 from ..errors import ConfigError, NotFoundError, UsageError
 from ..modelconfig import BertConfig
 from ..text.classifier_features import convert_examples
 from ..text.tasks import InputExample
 from ..text.tokenization import FullTokenizer
-from .finetune import BEST_DIR, format_test_line, load_run_info
 
 __all__ = ["PredictConfig", "run", "FORMATS", "load_classifier", "LoadedClassifier"]
 
@@ -86,9 +85,9 @@ def _run_directory(model: str) -> tuple[Path, dict]:
         from ..models.resolve import resolve_model
 
         path = resolve_model(model).directory
-    info = load_run_info(path)
+    info = rundir.load_run_info(path)
     if info is None:
-        raise NotFoundError(f"{path} is not a fine-tuned classifier (no bert_run.json)", hint=RUN_HINT)
+        raise NotFoundError(f"{path} is not a fine-tuned classifier (no {rundir.RUN_FILE})", hint=RUN_HINT)
     return path, info
 
 
@@ -97,10 +96,10 @@ def _pick_checkpoint(directory: Path, explicit: str | None) -> str:
 
     if explicit is not None:
         return resolve_checkpoint(explicit)
-    best = directory / BEST_DIR
+    best = directory / rundir.BEST_DIR
     if (best / "checkpoint").is_file():
         return resolve_checkpoint(best)
-    from ..models.resolve import find_checkpoint
+    from ..models.folder import find_checkpoint
 
     prefix, fmt = find_checkpoint(directory)
     if prefix is None or fmt != "tf1":
@@ -129,7 +128,7 @@ def load_classifier(
     kind = str(info.get("kind", "classification"))
     num_labels = int(info.get("num_labels") or len(info.get("labels") or []) or 1)
     if kind != "regression" and len(info.get("labels") or []) != num_labels:
-        raise ConfigError(f"{directory / 'bert_run.json'}: labels and num_labels disagree")
+        raise ConfigError(f"{directory / rundir.RUN_FILE}: labels and num_labels disagree")
 
     from ..engine import classifier as engine
     from ..engine.checkpoint import load_into
@@ -202,7 +201,7 @@ def run(
         logits = loaded.predictor.logits(features.input_ids, features.input_mask, features.segment_ids)
         outputs = outputs_from_logits(kind, logits)
         for row in outputs:
-            out.write(format_test_line(row) if fmt == "tsv" else format_json_line(kind, labels, row))
+            out.write(rundir.format_test_line(row) if fmt == "tsv" else format_json_line(kind, labels, row))
         out.flush()
         count += len(batch)
         if progress is not None:

@@ -32,10 +32,10 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .. import rundir
 from ..errors import UsageError
+from ..events import Progress
 from ..fileio import check_output_dir, require_file
 from ..modelconfig import read_model_config
 from ..models.policy import weights_format_of
@@ -45,7 +45,6 @@ from .make_pretrain_data import STDIN, expand_input_files
 
 __all__ = ["PretrainConfig", "run", "validate", "OPTIMIZERS"]
 
-Progress = Callable[[dict], None]
 
 OPTIMIZERS: tuple[str, ...] = ("adamw", "lamb")
 

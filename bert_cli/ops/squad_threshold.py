@@ -28,7 +28,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .. import console
+from .. import console, rundir
 from ..errors import InputError, NotFoundError, UsageError
 from ..fileio import atomic_write, check_output_dir
 from ..text import squad_metrics
@@ -37,7 +37,6 @@ from ..text.squad_predict import (
     NULL_ODDS_FILE,
     PREDICTIONS_FILE,
     RAW_LOGITS_FILE,
-    RUN_INFO_FILE,
     PredictionConfig,
     predictions_from_logits,
     write_run_info,
@@ -74,7 +73,7 @@ def _resolve(explicit: Path | None, output_dir: Path | None, name: str, what: st
 
 def read_run_info(output_dir: str | Path) -> dict:
     """``squad_run.json`` of a run directory, checked for the keys ``--apply`` needs."""
-    path = Path(output_dir) / RUN_INFO_FILE
+    path = Path(output_dir) / rundir.SQUAD_RUN_FILE
     if not path.is_file():
         raise NotFoundError(f"run settings not found: {path}", hint=PREDICT_HINT)
     try:

@@ -33,7 +33,6 @@ import io
 import json
 import multiprocessing
 import os
-import re
 import signal
 import stat
 from collections import deque
@@ -44,6 +43,7 @@ from typing import Iterable, Iterator, TextIO
 
 from ..errors import BertError, UsageError
 from ..text.features import build_features, check_max_seq_length, truncate_seq_pair
+from ..text.lines import PAIR_RE
 from ..text.tokenization import FullTokenizer, packaged_vocab_path
 
 __all__ = ["TokenizeConfig", "run_tokenize", "FORMATS", "BATCH_LINES", "load_tokenizer", "LineFormatter"]
@@ -51,7 +51,6 @@ __all__ = ["TokenizeConfig", "run_tokenize", "FORMATS", "BATCH_LINES", "load_tok
 FORMATS = ("tokens", "ids", "jsonl")
 #: Lines per task sent to a worker process.
 BATCH_LINES = 1000
-PAIR_RE = re.compile(r"^(.*) \|\|\| (.*)$")
 PAIR_SEPARATOR = " ||| "
 
 

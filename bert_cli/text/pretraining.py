@@ -58,7 +58,6 @@ __all__ = [
     "VocabIds",
     "Instance",
     "Stats",
-    "iter_text_lines",
     "iter_documents",
     "iter_shards",
     "tokenize_documents",
@@ -235,27 +234,6 @@ else:  # pragma: no cover - only on a Python whose random module changed
 
 
 # ------------------------------------------------------------------------------ reading text
-
-
-def iter_text_lines(
-    sources: Iterable[tuple[str, Iterable[bytes]]],
-    on_invalid_utf8: Callable[[str, int], None] | None = None,
-) -> Iterator[str]:
-    """Decode and strip the lines of each ``(name, binary line iterable)`` source.
-
-    Like the original: lines are split on ``\\n`` only, decoded as UTF-8 dropping invalid
-    bytes, and ``str.strip()``-ed. ``on_invalid_utf8(name, line_number)`` is called for each
-    line that had invalid bytes.
-    """
-    for name, lines in sources:
-        for number, raw in enumerate(lines, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                line = raw.decode("utf-8", errors="ignore")
-                if on_invalid_utf8 is not None:
-                    on_invalid_utf8(name, number)
-            yield line.strip()
 
 
 def iter_documents(lines: Iterable[str]) -> Iterator[list[str]]:

@@ -54,13 +54,13 @@ from typing import Iterable, Iterator, Mapping, NamedTuple, Sequence
 from .. import console
 from ..errors import InputError, NotFoundError
 from ..fileio import atomic_write
+from ..rundir import SQUAD_RUN_FILE
 from .squad import FeaturizeConfig, SquadExample, SquadFeature, convert_examples_to_features
 
 PREDICTIONS_FILE = "predictions.json"
 NBEST_FILE = "nbest_predictions.json"
 NULL_ODDS_FILE = "null_odds.json"
 RAW_LOGITS_FILE = "raw_logits.jsonl"
-RUN_INFO_FILE = "squad_run.json"
 
 DEFAULT_N_BEST_SIZE = 20
 DEFAULT_MAX_ANSWER_LENGTH = 30
@@ -400,7 +400,7 @@ def make_run_info(predict_file: str | Path, vocab_file: str | Path, featurize_co
 
 def write_run_info(output_dir: str | Path, info: dict) -> Path:
     """Write ``squad_run.json`` atomically (see :func:`make_run_info`)."""
-    path = Path(output_dir) / RUN_INFO_FILE
+    path = Path(output_dir) / SQUAD_RUN_FILE
     with atomic_write(path, "w") as fh:
         fh.write(json.dumps(info, indent=2) + "\n")
     return path

@@ -37,21 +37,19 @@ import csv
 import dataclasses
 import json
 import math
-import re
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Union
+from typing import Union
 
 from ..errors import InputError, NotFoundError, UsageError
 from . import metrics as M
+from .lines import iter_text_lines, split_pair
+from .task_names import GENERIC_FORMATS, TASK_NAMES
 
 Label = Union[str, float, frozenset, None]
 ColumnRef = Union[int, str]
 
 SPLITS = ("train", "dev", "test")
-PAIR_RE = re.compile(r"^(.*) \|\|\| (.*)$")
-_BOM = "\ufeff"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,32 +64,6 @@ class InputExample:
 
 
 # ============================================================================= low-level IO
-def iter_text_lines(path: str | Path, *, strip_bom: bool = False) -> Iterator[str]:
-    """The lines of a UTF-8 file, split on ``\\n`` only, line endings kept (like ``tf.gfile``).
-
-    ``path`` ``"-"`` reads standard input. Invalid UTF-8 raises InputError with the line.
-    """
-    stream: IO[bytes]
-    close = False
-    if str(path) == "-":
-        stream = sys.stdin.buffer
-    else:
-        stream = open(path, "rb")  # noqa: SIM115 - closed below, generator owns it
-        close = True
-    try:
-        for lineno, raw in enumerate(stream, 1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise InputError(f"not valid UTF-8 (byte {e.start} of the line)", path=path, line=lineno) from None
-            if strip_bom and lineno == 1 and text.startswith(_BOM):
-                text = text[1:]
-            yield text
-    finally:
-        if close:
-            stream.close()
-
-
 def read_tsv(path: str | Path, *, strip_bom: bool = False) -> Iterator[tuple[int, list[str]]]:
     """``(line, fields)`` per line, as the original's ``csv.reader(delimiter="\\t", quotechar=None)``.
 
@@ -448,8 +420,6 @@ _GLUE_FACTORIES = {
     "stsb": _stsb,
 }
 _ALIASES = {"sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli"}
-GENERIC_FORMATS = ("csv", "tsv", "jsonl")
-TASK_NAMES = tuple(_GLUE_FACTORIES) + GENERIC_FORMATS
 
 
 # ============================================================================= generic tasks
@@ -719,13 +689,9 @@ def read_text_lines(path: str | Path, *, skip_blank: bool = False) -> Iterator[I
         line = text.strip()
         if skip_blank and not line:
             continue
-        match = PAIR_RE.match(line)
-        if match is None:
-            example = InputExample(str(unique_id), line)
-        else:
-            example = InputExample(str(unique_id), match.group(1), match.group(2))
+        text_a, text_b = split_pair(line)
+        yield InputExample(str(unique_id), text_a, text_b)
         unique_id += 1
-        yield example
 
 
 def guess_format(path: str | Path) -> str:
