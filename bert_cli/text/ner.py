@@ -90,7 +90,7 @@ class Sentence:
     path: str
     lines: tuple[int, ...]
 
-    def with_tags(self, tags: Sequence[str]) -> "Sentence":
+    def with_tags(self, tags: Sequence[str]) -> Sentence:
         return dataclasses.replace(self, tags=tuple(tags))
 
 
@@ -126,7 +126,7 @@ def read_conll(path: str | Path, *, tag_column: int = -1, labeled: bool = True) 
             continue
         if ncols and len(cols) != ncols:
             raise InputError(
-                f"{len(cols)} columns, but the sentence so far has {ncols} (line {lines[0]} on)",
+                f"{len(cols)} column{'s' * (len(cols) != 1)}, but the sentence so far has {ncols} (line {lines[0]} on)",
                 path=path, line=lineno, hint="every line of a sentence needs the same columns; end sentences with a blank line",
             )
         ncols = len(cols)

@@ -73,7 +73,7 @@ class NerFeatureConfig:
     doc_stride: int = 64
     document_context: bool = False
 
-    def validate(self) -> "NerFeatureConfig":
+    def validate(self) -> NerFeatureConfig:
         if self.max_seq_length < 3:
             raise UsageError(f"--max-seq-length must be at least 3 (got {self.max_seq_length})")
         if self.doc_stride < 1:

@@ -162,10 +162,7 @@ def evaluate(gold: Iterable[Sequence[str]], predicted: Iterable[Sequence[str]]) 
             found_guessed[g_type] += 1
         last_c, last_c_type, last_g, last_g_type = c, c_type, g, g_type
 
-    n_gold = n_pred = 0
     for sentence, (gold_tags, pred_tags) in enumerate(_zip_strict(gold, predicted)):
-        n_gold += 1
-        n_pred += 1
         if len(gold_tags) != len(pred_tags):
             raise ValueError(f"sentence {sentence}: {len(gold_tags)} gold tags but {len(pred_tags)} predicted")
         for c_tag, g_tag in zip(gold_tags, pred_tags):
@@ -226,16 +223,30 @@ def percents(score: ChunkScore) -> tuple[float, float, float]:
 def format_conlleval(result: NerEvaluation) -> str:
     """The text the conlleval script prints (without ``-l``), byte for byte."""
     o = result.overall
-    lines = [f"processed {result.tokens} tokens with {o.gold} phrases; found: {o.predicted} phrases; "
-             f"correct: {o.correct}."]
+    lines = [(f"processed {result.tokens} tokens with {o.gold} phrases; found: {o.predicted} phrases; "
+              f"correct: {o.correct}.")]
     if result.tokens:
         p, r, f = percents(o)
         lines.append(f"accuracy: {100 * result.correct_tags / result.tokens:6.2f}%; precision: {p:6.2f}%; "
                      f"recall: {r:6.2f}%; FB1: {f:6.2f}")
-    for kind, s in result.per_type.items():
+    for kind in _perl_sorted_types(result.per_type):
+        s = result.per_type[kind]
         p, r, f = percents(s)
         lines.append(f"{kind:>17}: precision: {p:6.2f}%; recall: {r:6.2f}%; FB1: {f:6.2f}  {s.predicted}")
     return "\n".join(lines) + "\n"
+
+
+def _perl_sorted_types(per_type: dict[str, ChunkScore]) -> list[str]:
+    """conlleval's type list: the sorted keys of both count tables, a repeat dropped unless
+    the previous key is false in Perl (``""``), so a typeless chunk tag is listed twice."""
+    keys = sorted([t for t, s in per_type.items() if s.gold] + [t for t, s in per_type.items() if s.predicted])
+    out: list[str] = []
+    last = None
+    for key in keys:
+        if not last or last != key:
+            out.append(key)
+        last = key
+    return out
 
 
 def format_report(result: NerEvaluation) -> str:
