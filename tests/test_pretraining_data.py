@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from original_pretraining import masked_lm_predictions, original_instances
 
 from bert_cli.errors import InputError, NotFoundError, UsageError
 from bert_cli.ops import make_pretrain_data as mpd
@@ -69,87 +70,19 @@ def toy_corpus(n_docs: int, seed: int = 0) -> list[list[str]]:
 
 
 def reference_instances(documents, vocab_words, opts, rng):
-    """The original algorithm written plainly over token strings with the library rng calls."""
-    documents = [list(d) for d in documents]
-    rng.shuffle(documents)
-    out = []
-    for _ in range(opts.dupe_factor):
-        for di in range(len(documents)):
-            out.extend(_ref_document(documents, di, vocab_words, opts, rng))
-    rng.shuffle(out)
-    return out
+    """The independent reference (``tests/original_pretraining.py``) with these options, as
+    ``(tokens, positions, labels, segments, is_random_next)``."""
+    instances = original_instances(
+        [[list(line) for line in d] for d in documents], vocab_words, rng, dupe=opts.dupe_factor,
+        wwm=opts.do_whole_word_mask, seq=opts.max_seq_length, pred=opts.max_predictions_per_seq,
+        prob=opts.masked_lm_prob, short=opts.short_seq_prob,
+    )
+    return [(tokens, positions, labels, segments, rnd) for tokens, segments, positions, labels, rnd in instances]
 
 
-def _ref_document(docs, di, vocab_words, opts, rng):
-    doc = docs[di]
-    max_tokens = opts.max_seq_length - 3
-    target = max_tokens
-    if rng.random() < opts.short_seq_prob:
-        target = rng.randint(2, max_tokens)
-    result, chunk, length, i = [], [], 0, 0
-    while i < len(doc):
-        chunk.append(doc[i])
-        length += len(doc[i])
-        if i == len(doc) - 1 or length >= target:
-            a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
-            a = [t for seg in chunk[:a_end] for t in seg]
-            b = []
-            if len(chunk) == 1 or rng.random() < 0.5:
-                rnd = True
-                for _ in range(10):
-                    ri = rng.randint(0, len(docs) - 1)
-                    if ri != di:
-                        break
-                rdoc = docs[ri]
-                for seg in rdoc[rng.randint(0, len(rdoc) - 1):]:
-                    b.extend(seg)
-                    if len(b) >= target - len(a):
-                        break
-                i -= len(chunk) - a_end
-            else:
-                rnd = False
-                b = [t for seg in chunk[a_end:] for t in seg]
-            while len(a) + len(b) > max_tokens:
-                longer = a if len(a) > len(b) else b
-                if rng.random() < 0.5:
-                    del longer[0]
-                else:
-                    longer.pop()
-            tokens = ["[CLS]"] + a + ["[SEP]"] + b + ["[SEP]"]
-            segs = [0] * (len(a) + 2) + [1] * (len(b) + 1)
-            result.append((*_ref_mask(tokens, vocab_words, opts, rng), segs, rnd))
-            chunk, length = [], 0
-        i += 1
-    return result
-
-
-def _ref_mask(tokens, vocab_words, opts, rng):
-    cands = []
-    for i, t in enumerate(tokens):
-        if t in ("[CLS]", "[SEP]"):
-            continue
-        if opts.do_whole_word_mask and cands and t.startswith("##"):
-            cands[-1].append(i)
-        else:
-            cands.append([i])
-    rng.shuffle(cands)
-    n = min(opts.max_predictions_per_seq, max(1, int(round(len(tokens) * opts.masked_lm_prob))))
-    out, picked = list(tokens), []
-    for group in cands:
-        if len(picked) >= n:
-            break
-        if len(picked) + len(group) > n:
-            continue
-        for i in group:
-            if rng.random() < 0.8:
-                out[i] = "[MASK]"
-            elif rng.random() < 0.5:
-                pass
-            else:
-                out[i] = vocab_words[rng.randint(0, len(vocab_words) - 1)]
-            picked.append(i)
-    picked.sort()
-    return out, picked, [tokens[i] for i in picked]
+def reference_mask(tokens, vocab_words, opts, rng):
+    return masked_lm_predictions(tokens, vocab_words, rng, opts.do_whole_word_mask, opts.max_predictions_per_seq,
+                                 opts.masked_lm_prob)
 
 
 @pytest.mark.parametrize("wwm", [False, True])
@@ -544,6 +477,6 @@ def test_masking_odd_layouts_like_the_reference(text, wwm):
         out, positions, labels = pt.create_masked_lm_predictions(
             [tok.vocab[t] for t in tokens], opts, vocab, random.Random(seed)
         )
-        ref_out, ref_pos, ref_labels = _ref_mask(tokens, list(tok.vocab), opts, random.Random(seed))
+        ref_out, ref_pos, ref_labels = reference_mask(tokens, list(tok.vocab), opts, random.Random(seed))
         assert out == [tok.vocab[t] for t in ref_out]
         assert positions == ref_pos and labels == [tok.vocab[t] for t in ref_labels]
