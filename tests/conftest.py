@@ -232,7 +232,8 @@ def uncased_vocab(shared_data) -> Path:
 @pytest.fixture(scope="session")
 def uncased_tokenizer():
     """``FullTokenizer`` over the packaged uncased vocab (identical to Google's), lower-casing."""
-    from bert_cli.text.tokenization import FullTokenizer, packaged_vocab_path
+    from bert_cli.text.tokenization import FullTokenizer
+    from bert_cli.text.vocab import packaged_vocab_path
 
     return FullTokenizer(packaged_vocab_path(), do_lower_case=True)
 

@@ -20,7 +20,8 @@ from bert_cli.errors import ConfigError, NotFoundError, UsageError  # noqa: E402
 from bert_cli.modelconfig import BertConfig  # noqa: E402
 from bert_cli.ops import finetune as ft  # noqa: E402
 from bert_cli.ops import predict as pr  # noqa: E402
-from bert_cli.text.tasks import get_task, read_predict_input  # noqa: E402
+from bert_cli.text.predict_input import read_predict_input  # noqa: E402
+from bert_cli.text.tasks import get_task  # noqa: E402
 
 N_TRAIN, N_DEV, N_TEST = 256, 64, 32
 BATCH, EPOCHS, LR, SEQ = 16, 4.0, 3e-3, 24

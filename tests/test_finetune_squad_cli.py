@@ -8,7 +8,7 @@ from conftest import SQUAD_TINY_CONFIG
 from typer.testing import CliRunner
 
 from bert_cli.cli.app import app
-from bert_cli.text.tokenization import packaged_vocab_path
+from bert_cli.text.vocab import packaged_vocab_path
 
 
 def test_finetune_squad_v2_then_threshold_apply(squad2_subset, tmp_path):

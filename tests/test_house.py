@@ -312,9 +312,9 @@ def test_run_folder_file_names_are_written_only_in_rundir():
 
 
 def test_the_finetune_task_list_is_the_tasks_list():
-    from bert_cli.text import task_names, tasks
+    from bert_cli.text import glue, task_names, tasks
 
-    assert tuple(tasks._GLUE_FACTORIES) == task_names.GLUE_TASKS
+    assert tuple(glue._GLUE_FACTORIES) == task_names.GLUE_TASKS
     assert task_names.FINETUNE_TASKS == ("squad", *task_names.GLUE_TASKS, "csv", "tsv", "jsonl")
     for name in task_names.GLUE_TASKS:
         assert tasks.get_task(name).name == name

@@ -18,7 +18,8 @@ from bert_cli.errors import NotFoundError, UsageError  # noqa: E402
 from bert_cli.modelconfig import BertConfig  # noqa: E402
 from bert_cli.ops import predict as pr  # noqa: E402
 from bert_cli.text.classifier_features import convert_examples  # noqa: E402
-from bert_cli.text.tasks import InputExample, read_predict_input  # noqa: E402
+from bert_cli.text.predict_input import read_predict_input  # noqa: E402
+from bert_cli.text.task_base import InputExample  # noqa: E402
 from bert_cli.text.tokenization import FullTokenizer  # noqa: E402
 
 WORDS = "the cat dog sat on mat a big small red blue house tree runs great awful".split()

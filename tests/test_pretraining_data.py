@@ -12,6 +12,8 @@ from original_pretraining import masked_lm_predictions, original_instances
 
 from bert_cli.errors import InputError, NotFoundError, UsageError
 from bert_cli.ops import make_pretrain_data as mpd
+from bert_cli.text import documents as text_docs
+from bert_cli.text import masking
 from bert_cli.text import pretraining as pt
 from bert_cli.text.lines import iter_text_lines
 from bert_cli.text import tfrecord as tfr
@@ -90,12 +92,12 @@ def reference_mask(tokens, vocab_words, opts, rng):
 def test_matches_an_independent_reference(wwm, seq, short):
     tok = ToyTokenizer()
     raw = toy_corpus(25, seed=seq)
-    docs = pt.tokenize_documents(raw, tok)
-    opts = pt.PretrainOptions(
+    docs = text_docs.tokenize_documents(raw, tok)
+    opts = masking.PretrainOptions(
         max_seq_length=seq, max_predictions_per_seq=5, short_seq_prob=short, dupe_factor=3,
         do_whole_word_mask=wwm,
     )
-    vocab = pt.VocabIds.from_vocab(tok.vocab)
+    vocab = masking.VocabIds.from_vocab(tok.vocab)
     ours = pt.create_training_instances(docs, opts, vocab, random.Random(7))
     str_docs = [[line.split() for line in d] for d in raw]
     ref = reference_instances(str_docs, list(tok.vocab.keys()), opts, random.Random(7))
@@ -130,10 +132,10 @@ def test_truncate_seq_pair_longer_side_tie_goes_to_b():
 
 def test_whole_word_masking_covers_whole_words_and_draws_per_piece():
     tok = ToyTokenizer()
-    docs = pt.tokenize_documents(toy_corpus(40, seed=3), tok)
-    opts = pt.PretrainOptions(max_seq_length=32, max_predictions_per_seq=6, dupe_factor=20,
+    docs = text_docs.tokenize_documents(toy_corpus(40, seed=3), tok)
+    opts = masking.PretrainOptions(max_seq_length=32, max_predictions_per_seq=6, dupe_factor=20,
                               do_whole_word_mask=True)
-    vocab = pt.VocabIds.from_vocab(tok.vocab)
+    vocab = masking.VocabIds.from_vocab(tok.vocab)
     instances = pt.create_training_instances(docs, opts, vocab, random.Random(1))
     sub = {i for w, i in tok.vocab.items() if w.startswith("##")}
     mixed_words = 0
@@ -164,29 +166,29 @@ def test_whole_word_masking_covers_whole_words_and_draws_per_piece():
 
 def test_whole_word_group_over_budget_is_skipped():
     tok = ToyTokenizer()
-    vocab = pt.VocabIds.from_vocab(tok.vocab)
+    vocab = masking.VocabIds.from_vocab(tok.vocab)
     ids = [tok.vocab[t] for t in "[CLS] un ##believ ##able [SEP] hill ##top ##s [SEP]".split()]
-    opts = pt.PretrainOptions(max_predictions_per_seq=2, do_whole_word_mask=True)
+    opts = masking.PretrainOptions(max_predictions_per_seq=2, do_whole_word_mask=True)
     for seed in range(20):
-        _, positions, _ = pt.create_masked_lm_predictions(ids, opts, vocab, random.Random(seed))
+        _, positions, _ = masking.create_masked_lm_predictions(ids, opts, vocab, random.Random(seed))
         assert positions == [], positions  # both words have 3 pieces > the budget (1)
-    opts = pt.PretrainOptions(max_predictions_per_seq=3, masked_lm_prob=1.0, do_whole_word_mask=True)
-    _, positions, _ = pt.create_masked_lm_predictions(ids, opts, vocab, random.Random(0))
+    opts = masking.PretrainOptions(max_predictions_per_seq=3, masked_lm_prob=1.0, do_whole_word_mask=True)
+    _, positions, _ = masking.create_masked_lm_predictions(ids, opts, vocab, random.Random(0))
     assert positions in ([1, 2, 3], [5, 6, 7])
 
 
 def test_random_word_can_be_any_vocab_entry():
     tok = ToyTokenizer()
-    vocab = pt.VocabIds.from_vocab(tok.vocab)
+    vocab = masking.VocabIds.from_vocab(tok.vocab)
     # vocab_words has one "##s", at its first position, whose id is the last line's
     first = TOY_VOCAB.index("##s")
     assert len(vocab.random_word_ids) == len(TOY_VOCAB) - 1
     assert vocab.random_word_ids[first] == TOY_VOCAB.index("##s", first + 1)
     ids = [tok.vocab[t] for t in ("[CLS] " + "the " * 40 + "[SEP] " + "cat " * 40 + "[SEP]").split()]
-    opts = pt.PretrainOptions(max_predictions_per_seq=20)
+    opts = masking.PretrainOptions(max_predictions_per_seq=20)
     seen = Counter()
     for seed in range(400):
-        out, positions, _ = pt.create_masked_lm_predictions(ids, opts, vocab, random.Random(seed))
+        out, positions, _ = masking.create_masked_lm_predictions(ids, opts, vocab, random.Random(seed))
         seen.update(out[p] for p in positions)
     assert {0, 2, 3, 4} <= set(seen)  # [PAD], [CLS], [SEP] and [MASK] all drawn as random words
 
@@ -205,7 +207,7 @@ def test_shard_reader_holds_at_most_one_shard_plus_lookahead():
 
     emitted = 0
     sizes = []
-    for shard in pt.iter_shards(documents(), shard_chars=500):
+    for shard in text_docs.iter_shards(documents(), shard_chars=500):
         emitted += len(shard)
         sizes.append(len(shard))
         # everything read so far is in this shard, in earlier shards, or in the 2-doc look-ahead
@@ -217,9 +219,9 @@ def test_shard_reader_holds_at_most_one_shard_plus_lookahead():
 
 def test_shards_keep_two_documents_when_possible():
     docs = [["a" * 100]] * 5
-    assert [len(s) for s in pt.iter_shards(iter(docs), shard_chars=50)] == [2, 3]
-    assert [len(s) for s in pt.iter_shards(iter(docs[:1]), shard_chars=50)] == [1]
-    assert list(pt.iter_shards(iter([]), shard_chars=50)) == []
+    assert [len(s) for s in text_docs.iter_shards(iter(docs), shard_chars=50)] == [2, 3]
+    assert [len(s) for s in text_docs.iter_shards(iter(docs[:1]), shard_chars=50)] == [1]
+    assert list(text_docs.iter_shards(iter([]), shard_chars=50)) == []
 
 
 def test_documents_and_invalid_utf8():
@@ -229,7 +231,7 @@ def test_documents_and_invalid_utf8():
                                                      on_invalid_utf8=lambda n, i: seen.append((n, i)))]
     assert text == ["one", "two", "", "", "", "three", ""]
     assert seen == [("f.txt", 2)]
-    assert list(pt.iter_documents(text)) == [["one", "two"], ["three"]]
+    assert list(text_docs.iter_documents(text)) == [["one", "two"], ["three"]]
 
 
 # --------------------------------------------------------------------------- with the real data
@@ -376,7 +378,7 @@ def test_single_document_warns_and_uses_itself(shared_data, uncased_tokenizer, t
     assert any("single document" in w for w in warnings)
     # the same instances as the plain reference (its "random next" document is the only one: itself)
     tok = uncased_tokenizer
-    opts = pt.PretrainOptions(max_seq_length=12, dupe_factor=3)  # max_predictions, mlm and short-seq: defaults
+    opts = masking.PretrainOptions(max_seq_length=12, dupe_factor=3)  # max_predictions, mlm and short-seq: defaults
     doc = [tok.tokenize(line) for line in one.read_text().splitlines()]
     ref = reference_instances([doc], list(tok.vocab), opts, random.Random(12345))
     ours = _read([tmp_path / "o.tfrecord"])
@@ -470,11 +472,11 @@ def test_fast_serializer_matches_the_generic_encoder(seq, preds):
 @pytest.mark.parametrize("wwm", [False, True])
 def test_masking_odd_layouts_like_the_reference(text, wwm):
     tok = ToyTokenizer()
-    vocab = pt.VocabIds.from_vocab(tok.vocab)
-    opts = pt.PretrainOptions(max_predictions_per_seq=3, masked_lm_prob=0.4, do_whole_word_mask=wwm)
+    vocab = masking.VocabIds.from_vocab(tok.vocab)
+    opts = masking.PretrainOptions(max_predictions_per_seq=3, masked_lm_prob=0.4, do_whole_word_mask=wwm)
     tokens = text.split()
     for seed in range(30):
-        out, positions, labels = pt.create_masked_lm_predictions(
+        out, positions, labels = masking.create_masked_lm_predictions(
             [tok.vocab[t] for t in tokens], opts, vocab, random.Random(seed)
         )
         ref_out, ref_pos, ref_labels = reference_mask(tokens, list(tok.vocab), opts, random.Random(seed))

@@ -24,7 +24,7 @@ from bert_cli.text.squad_predict import span_text
 
 @pytest.fixture(scope="module")
 def basic():
-    from bert_cli.text.tokenization import BasicTokenizer
+    from bert_cli.text.basic_tokenizer import BasicTokenizer
 
     return BasicTokenizer(do_lower_case=True)
 

@@ -14,13 +14,10 @@ import pytest
 
 from bert_cli.errors import InputError, NotFoundError, UsageError
 from bert_cli.text import metrics as M
-from bert_cli.text.tasks import (
-    InputExample,
-    get_task,
-    read_predict_input,
-    read_text_lines,
-    read_tsv,
-)
+from bert_cli.text.predict_input import read_predict_input, read_text_lines
+from bert_cli.text.tables import read_tsv
+from bert_cli.text.task_base import InputExample
+from bert_cli.text.tasks import get_task
 
 
 def write_tsv(path: Path, rows: list[list[str]]) -> Path:
@@ -408,5 +405,5 @@ def test_predict_tables(tmp_path):
 
 
 def test_text_layer_does_not_import_tensorflow():
-    code = "import sys, bert_cli.text.tasks, bert_cli.text.metrics; assert 'tensorflow' not in sys.modules"
+    code = "import sys, bert_cli.text.tasks, bert_cli.text.predict_input, bert_cli.text.metrics; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

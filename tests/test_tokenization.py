@@ -17,15 +17,11 @@ from pathlib import Path
 import pytest
 
 from bert_cli.errors import InputError, NotFoundError
-from bert_cli.text import tokenization as tkn
-from bert_cli.text.tokenization import (
-    BasicTokenizer,
-    FullTokenizer,
-    WordpieceTokenizer,
-    convert_to_unicode,
-    load_vocab,
-    packaged_vocab_path,
-)
+from bert_cli.text import basic_tokenizer as tkn
+from bert_cli.text.basic_tokenizer import BasicTokenizer, convert_to_unicode
+from bert_cli.text.tokenization import FullTokenizer
+from bert_cli.text.vocab import load_vocab, packaged_vocab_path
+from bert_cli.text.wordpiece import WordpieceTokenizer
 
 # The original repository's unit-test vocabulary.
 TEST_VOCAB = ["[UNK]", "[CLS]", "[SEP]", "want", "##want", "##ed", "wa", "un", "runn", "##ing", ","]

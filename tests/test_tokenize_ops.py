@@ -13,7 +13,7 @@ from bert_cli.errors import InputError, NotFoundError, UsageError
 from bert_cli.ops import tokenize as ops
 from bert_cli.ops.tokenize import TokenizeConfig, run_tokenize
 from bert_cli.text.features import truncate_seq_pair
-from bert_cli.text.tokenization import _strip_accents
+from bert_cli.text.basic_tokenizer import _strip_accents
 
 LINES = [
     "John Johanson's house [MASK].\n",

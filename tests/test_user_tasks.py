@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import error_line
 
-from bert_cli.text.tokenization import packaged_vocab_path
+from bert_cli.text.vocab import packaged_vocab_path
 
 PACKAGED_VOCAB = packaged_vocab_path()
 WORDS = ["good", "bad", "movie", "film", "plot", "great", "awful"]

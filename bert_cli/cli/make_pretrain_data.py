@@ -70,7 +70,7 @@ def make_pretrain_data(
     """
     from .. import console
     from ..ops.make_pretrain_data import MakePretrainDataConfig, run
-    from ..text.tokenization import packaged_vocab_path
+    from ..text.vocab import packaged_vocab_path
 
     if not input_file:
         from ..resources import path as resource_path

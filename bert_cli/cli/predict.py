@@ -43,7 +43,7 @@ def predict(
     from .. import console
     from ..fileio import naming_errors
     from ..ops.predict import PredictConfig, run
-    from ..text.tasks import read_predict_input
+    from ..text.predict_input import read_predict_input
 
     def column(value: Optional[str]):
         return int(value) if value is not None and value.isdigit() else value

@@ -78,7 +78,8 @@ from ..errors import ConfigError, UsageError
 from ..fileio import atomic_write, check_writable_file, naming_errors, require_file
 from ..text.features import InputFeatures, build_features
 from ..text.lines import split_pair
-from ..text.tokenization import FullTokenizer, convert_to_unicode
+from ..text.basic_tokenizer import convert_to_unicode
+from ..text.tokenization import FullTokenizer
 
 __all__ = [
     "ExtractConfig", "run", "FORMATS", "POOLINGS", "DEFAULT_LAYERS",

@@ -49,7 +49,8 @@ from ..modelconfig import BertConfig, read_model_config
 from ..modelsize import check_fits
 from ..text import metrics as M
 from ..text.classifier_features import ClassifierFeatures, convert_examples, format_example_log, task_kind
-from ..text.tasks import Task, get_task
+from ..text.task_base import Task
+from ..text.tasks import get_task
 from ..text.tokenization import FullTokenizer
 from .schedule import ends_epoch, epochs_to_steps
 

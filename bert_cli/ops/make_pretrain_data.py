@@ -44,6 +44,8 @@ from .. import console
 from ..errors import InputError, NotFoundError, UsageError
 from ..events import Progress
 from ..fileio import check_writable_file, require_file
+from ..text import documents as docs
+from ..text import masking
 from ..text import pretraining as pt
 from ..text.lines import iter_text_lines
 from ..text.shardset import OutputSet, manifest_path
@@ -77,8 +79,8 @@ class MakePretrainDataConfig:
     shard_size_mb: float = 1.0  # sharded mode: text per shard (millions of characters)
 
     @property
-    def options(self) -> pt.PretrainOptions:
-        return pt.PretrainOptions(
+    def options(self) -> masking.PretrainOptions:
+        return masking.PretrainOptions(
             max_seq_length=self.max_seq_length,
             max_predictions_per_seq=self.max_predictions_per_seq,
             masked_lm_prob=self.masked_lm_prob,
@@ -233,7 +235,7 @@ def load_tokenizer(config: MakePretrainDataConfig):
     tokenizer = FullTokenizer(str(vocab_file), do_lower_case=config.do_lower_case)
     if not tokenizer.vocab:
         raise InputError("the vocabulary is empty", path=vocab_file)
-    return tokenizer, pt.VocabIds.from_vocab(tokenizer.vocab, vocab_file)
+    return tokenizer, masking.VocabIds.from_vocab(tokenizer.vocab, vocab_file)
 
 
 # ----------------------------------------------------------------------------------- reading
@@ -281,7 +283,7 @@ class _Reader:
             for name, source in self._sources()
             for line in iter_text_lines(source, name=name, errors="ignore", on_invalid_utf8=self._invalid)
         )
-        return pt.iter_documents(lines)
+        return docs.iter_documents(lines)
 
 
 def _empty_corpus(inputs: list[str]) -> InputError:
@@ -373,7 +375,7 @@ def _run_exact(config, reader, tokenizer, vocab, progress, started, outputs: Out
 
     all_documents: list[list[list[int]]] = []
     for document in reader.documents():
-        all_documents.extend(pt.tokenize_documents([document], tokenizer, tokenizer.vocab))
+        all_documents.extend(docs.tokenize_documents([document], tokenizer, tokenizer.vocab))
         if len(all_documents) % 1000 == 0:
             _report(progress, started, reader, phase="read", documents=len(all_documents))
     if not all_documents:

@@ -4,7 +4,7 @@
 folder): ``bert_run.json`` says the task's labels, casing and ``max_seq_length``; the weights
 come from ``best/`` when the run kept one, else the newest checkpoint (or ``checkpoint``).
 
-Input examples come from :func:`bert_cli.text.tasks.read_predict_input` (lines, ``A ||| B``
+Input examples come from :func:`bert_cli.text.predict_input.read_predict_input` (lines, ``A ||| B``
 pairs, CSV/TSV/JSONL columns, stdin). The model is loaded once; examples are read, featurized
 and run ``batch_size`` at a time and every result is written (and flushed) as soon as its
 batch is done, in input order:
@@ -34,7 +34,7 @@ from .. import console, rundir
 from ..errors import ConfigError, NotFoundError, UsageError
 from ..modelconfig import BertConfig
 from ..text.classifier_features import convert_examples
-from ..text.tasks import InputExample
+from ..text.task_base import InputExample
 from ..text.tokenization import FullTokenizer
 
 __all__ = ["PredictConfig", "run", "FORMATS", "load_classifier", "LoadedClassifier"]

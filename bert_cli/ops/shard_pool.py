@@ -25,6 +25,7 @@ from typing import Iterable, Iterator
 from ..errors import BertError
 from ..fileio import write_error
 from ..text import pretraining as pt
+from ..text.documents import iter_shards
 from ..workers import init_worker_process, kill_pool_workers, sigint_held
 
 __all__ = ["shard_results"]
@@ -39,7 +40,7 @@ def shard_results(
     Leaving early (an error, Ctrl-C, the consumer closing the generator) kills the workers.
     """
     shard_chars = max(1, int(config.shard_size_mb * 1e6))
-    shards = pt.iter_shards(documents, shard_chars)
+    shards = iter_shards(documents, shard_chars)
     options, seed = config.options, config.random_seed
     if config.workers == 1:
         for index, shard in enumerate(shards):

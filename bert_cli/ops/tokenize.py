@@ -44,7 +44,8 @@ from typing import Iterable, Iterator, TextIO
 from ..errors import BertError, UsageError
 from ..text.features import build_features, check_max_seq_length, truncate_seq_pair
 from ..text.lines import PAIR_RE
-from ..text.tokenization import FullTokenizer, packaged_vocab_path
+from ..text.tokenization import FullTokenizer
+from ..text.vocab import packaged_vocab_path
 
 __all__ = ["TokenizeConfig", "run_tokenize", "FORMATS", "BATCH_LINES", "load_tokenizer", "LineFormatter"]
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from .features import build_features, check_max_seq_length
-from .tasks import InputExample, Task
+from .task_base import InputExample, Task
 
 __all__ = ["ClassifierFeatures", "convert_examples", "task_kind", "KINDS"]
 

@@ -1,6 +1,6 @@
 """Classification and regression metrics for sentence(-pair) tasks (pure Python + numpy).
 
-The GLUE metrics of each task (:attr:`bert_cli.text.tasks.Task.metric_names`) are computed by
+The GLUE metrics of each task (:attr:`bert_cli.text.task_base.Task.metric_names`) are computed by
 :func:`compute_metrics` from gold and predicted values:
 
 ==============  ==============================================================

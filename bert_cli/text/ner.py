@@ -44,7 +44,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import InputError, NotFoundError, UsageError
-from .tasks import iter_text_lines
+from .lines import iter_text_lines
 
 __all__ = [
     "DOCSTART",

@@ -26,10 +26,9 @@ mode in three ways, and only these:
 Shard boundaries depend only on the input and ``shard_chars``, so the output depends only on
 the seed and the shard size, never on how many worker processes ran the shards.
 
-Everything works on token ids (ids of the vocabulary), which is equivalent to the original's
-token strings: ``[CLS]``/``[SEP]`` are recognised by id, ``##`` continuation pieces by a
-per-id flag, and the random replacement word is drawn from ``list(vocab.keys())`` exactly as
-the original does (any entry, even ``[PAD]`` or ``[unused*]``).
+Documents and shards come from :mod:`bert_cli.text.documents`, the masking and the options from
+:mod:`bert_cli.text.masking` (everything works on token ids), the original's random draws from
+:mod:`bert_cli.text.draws`.
 """
 
 from __future__ import annotations
@@ -37,11 +36,12 @@ from __future__ import annotations
 import hashlib
 import random
 from array import array
-from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Sequence
 
-from ..errors import InputError
+from .documents import document_chars, tokenize_documents
+from .draws import randint, shuffle
+from .masking import PretrainOptions, VocabIds, create_masked_lm_predictions
 from .tfrecord import (
     Feature,
     feature_entry,
@@ -54,15 +54,9 @@ from .tfrecord import (
 )
 
 __all__ = [
-    "PretrainOptions",
-    "VocabIds",
     "Instance",
     "Stats",
-    "iter_documents",
-    "iter_shards",
-    "tokenize_documents",
     "create_instances_from_document",
-    "create_masked_lm_predictions",
     "truncate_seq_pair",
     "create_training_instances",
     "create_training_records",
@@ -71,57 +65,6 @@ __all__ = [
     "process_shard",
     "ShardResult",
 ]
-
-SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[MASK]")
-
-
-# ------------------------------------------------------------------------------------- options
-
-
-@dataclass(frozen=True)
-class PretrainOptions:
-    """The original's flags that shape instances (same names and defaults)."""
-
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
-    masked_lm_prob: float = 0.15
-    short_seq_prob: float = 0.1
-    dupe_factor: int = 10
-    do_whole_word_mask: bool = False
-
-
-@dataclass(frozen=True)
-class VocabIds:
-    """What the instance logic needs from a vocabulary, in id space."""
-
-    cls_id: int
-    sep_id: int
-    mask_id: int
-    random_word_ids: tuple[int, ...]  # ids of list(vocab.keys()), the original's vocab_words
-    is_subword: bytes  # is_subword[id] == 1 when that token starts with "##"
-
-    @classmethod
-    def from_vocab(cls, vocab: Mapping[str, int], vocab_file: object = None) -> "VocabIds":
-        """Build from a ``token -> id`` mapping; InputError when a special token is missing."""
-        missing = [t for t in SPECIAL_TOKENS if t not in vocab]
-        if missing:
-            raise InputError(
-                f"vocabulary lacks {', '.join(missing)} (needed for pretraining data)",
-                path=vocab_file,
-                hint="use a BERT vocab.txt, e.g. the one of `bert download MODEL`",
-            )
-        size = max(vocab.values()) + 1 if vocab else 0
-        flags = bytearray(size)
-        for token, index in vocab.items():
-            if token.startswith("##"):
-                flags[index] = 1
-        return cls(
-            cls_id=vocab["[CLS]"],
-            sep_id=vocab["[SEP]"],
-            mask_id=vocab["[MASK]"],
-            random_word_ids=tuple(vocab[w] for w in vocab.keys()),
-            is_subword=bytes(flags),
-        )
 
 
 class Instance:
@@ -168,148 +111,6 @@ class Stats:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
-# ---------------------------------------------------------------------------------- fast draws
-#
-# ``random.Random.shuffle``/``randint`` spend most of their time in call overhead. The two
-# helpers below make exactly the same ``getrandbits`` calls as CPython's
-# ``_randbelow_with_getrandbits`` (shuffle: ``j = randbelow(i + 1)`` for i from len-1 down to 1;
-# randint(a, b): ``a + randbelow(b - a + 1)``). :func:`_check_fast_draws` verifies that at
-# import; if a future Python changes its algorithm we fall back to the library calls.
-
-
-_BIT_LENGTH = [n.bit_length() for n in range(1025)]
-
-
-def _fast_shuffle(x: list, rng: random.Random) -> None:
-    getrandbits = rng.getrandbits
-    if len(x) > 1024:  # long lists (documents, instances): no table
-        for i in range(len(x) - 1, 0, -1):
-            k = (i + 1).bit_length()
-            j = getrandbits(k)
-            while j > i:
-                j = getrandbits(k)
-            x[i], x[j] = x[j], x[i]
-        return
-    bit_length = _BIT_LENGTH
-    for i in range(len(x) - 1, 0, -1):
-        j = getrandbits(bit_length[i + 1])
-        while j > i:
-            j = getrandbits(bit_length[i + 1])
-        x[i], x[j] = x[j], x[i]
-
-
-def _fast_randint(rng: random.Random, a: int, b: int) -> int:
-    n = b - a + 1
-    k = n.bit_length()
-    getrandbits = rng.getrandbits
-    r = getrandbits(k)
-    while r >= n:
-        r = getrandbits(k)
-    return a + r
-
-
-def _lib_shuffle(x: list, rng: random.Random) -> None:
-    rng.shuffle(x)
-
-
-def _lib_randint(rng: random.Random, a: int, b: int) -> int:
-    return rng.randint(a, b)
-
-
-def _check_fast_draws() -> bool:
-    ref, fast = random.Random(987), random.Random(987)
-    for n in (1, 2, 3, 7, 64, 129, 1000):
-        x, y = list(range(n)), list(range(n))
-        ref.shuffle(x)
-        _fast_shuffle(y, fast)
-        if x != y or ref.randint(0, n) != _fast_randint(fast, 0, n):
-            return False
-    return ref.random() == fast.random()
-
-
-if _check_fast_draws():
-    shuffle, randint = _fast_shuffle, _fast_randint
-else:  # pragma: no cover - only on a Python whose random module changed
-    shuffle, randint = _lib_shuffle, _lib_randint
-
-
-# ------------------------------------------------------------------------------ reading text
-
-
-def iter_documents(lines: Iterable[str]) -> Iterator[list[str]]:
-    """Group stripped lines into documents (blank line = new document); no empty documents.
-
-    Documents run on across file boundaries, as in the original (which only starts a new
-    document at a blank line).
-    """
-    document: list[str] = []
-    for line in lines:
-        if line:
-            document.append(line)
-        elif document:
-            yield document
-            document = []
-    if document:
-        yield document
-
-
-def _document_chars(document: Sequence[str]) -> int:
-    return sum(len(line) for line in document) + len(document)
-
-
-def iter_shards(
-    documents: Iterable[list[str]], shard_chars: int, min_documents: int = 2
-) -> Iterator[list[list[str]]]:
-    """Cut a document stream into shards of about ``shard_chars`` characters.
-
-    A shard is closed at the first document boundary at or past ``shard_chars``, once it has
-    ``min_documents`` documents. The generator reads only ``min_documents`` documents ahead,
-    so that the last shard never ends up with fewer than ``min_documents`` documents (unless
-    the whole stream has fewer): it holds at most one shard plus that look-ahead.
-    """
-    lookahead: deque[list[str]] = deque()
-    shard: list[list[str]] = []
-    size = 0
-    for document in documents:
-        lookahead.append(document)
-        if len(lookahead) <= min_documents:
-            continue
-        doc = lookahead.popleft()
-        shard.append(doc)
-        size += _document_chars(doc)
-        if size >= shard_chars and len(shard) >= min_documents:
-            yield shard
-            shard, size = [], 0
-    shard.extend(lookahead)
-    if shard:
-        yield shard
-
-
-def tokenize_documents(
-    documents: Iterable[Sequence[str]], tokenizer, vocab: Mapping[str, int] | None = None
-) -> list[list[list[int]]]:
-    """Tokenize each line of each document into ids; drop lines and documents left empty."""
-    vocab = tokenizer.vocab if vocab is None else vocab
-    encode = getattr(tokenizer, "encode", None)  # FullTokenizer's text -> ids fast path
-    if encode is None:
-        tokenize = tokenizer.tokenize
-
-        def encode(line: str) -> list[int]:
-            try:
-                return [vocab[t] for t in tokenize(line)]
-            except KeyError as exc:
-                raise InputError(
-                    f"the tokenizer produced {exc.args[0]!r}, which is not in the vocabulary"
-                ) from None
-
-    out: list[list[list[int]]] = []
-    for document in documents:
-        segments = [ids for ids in map(encode, document) if ids]
-        if segments:
-            out.append(segments)
-    return out
-
-
 # ------------------------------------------------------------------------- instance creation
 
 
@@ -334,80 +135,6 @@ def truncate_seq_pair(tokens_a: list, tokens_b: list, max_num_tokens: int, rng) 
     if b_lo or b_hi != len(tokens_b):
         tokens_b[:] = tokens_b[b_lo:b_hi]
 
-
-def create_masked_lm_predictions(
-    ids: list[int], options: PretrainOptions, vocab: VocabIds, rng
-) -> tuple[list[int], list[int], list[int]]:
-    """Mask ``ids`` as the original: ``(masked ids, positions ascending, original ids there)``.
-
-    Candidates are all positions but [CLS]/[SEP] (with whole-word masking, ``##`` pieces join
-    the previous candidate); they are shuffled; ``num_to_predict =
-    min(max_predictions_per_seq, max(1, round(len(ids) * masked_lm_prob)))``; a whole word
-    that would overshoot the budget is skipped; each chosen position (each WordPiece, even
-    under whole-word masking) is [MASK] 80%, kept 10%, a random vocabulary entry 10%.
-    """
-    cls_id, sep_id = vocab.cls_id, vocab.sep_id
-    if options.do_whole_word_mask:
-        is_subword = vocab.is_subword
-        groups: list[list[int]] = []
-        for i, t in enumerate(ids):
-            if t == cls_id or t == sep_id:
-                continue
-            if groups and is_subword[t]:
-                groups[-1].append(i)
-            else:
-                groups.append([i])
-        shuffle(groups, rng)
-    else:
-        if (
-            ids[0] == cls_id
-            and ids[-1] == sep_id
-            and ids.count(cls_id) == 1
-            and ids.count(sep_id) == 2
-        ):
-            # the usual layout [CLS] A [SEP] B [SEP]: the candidates without a scan
-            first_sep = ids.index(sep_id)
-            cands = [*range(1, first_sep), *range(first_sep + 1, len(ids) - 1)]
-        else:
-            cands = [i for i, t in enumerate(ids) if t != cls_id and t != sep_id]
-        shuffle(cands, rng)
-
-    num_to_predict = min(
-        options.max_predictions_per_seq, max(1, int(round(len(ids) * options.masked_lm_prob)))
-    )
-    output = list(ids)
-    positions: list[int] = []
-    rand = rng.random
-    mask_id = vocab.mask_id
-    words = vocab.random_word_ids
-    last_word = len(words) - 1
-
-    if options.do_whole_word_mask:
-        # Groups are disjoint, so the original's "already covered" check never fires.
-        for group in groups:
-            if len(positions) >= num_to_predict:
-                break
-            if len(positions) + len(group) > num_to_predict:
-                continue
-            for index in group:  # 80/10/10 drawn for each piece
-                if rand() < 0.8:
-                    output[index] = mask_id
-                elif rand() < 0.5:
-                    pass  # keep the original token
-                else:
-                    output[index] = words[randint(rng, 0, last_word)]
-                positions.append(index)
-    else:
-        for index in cands[:num_to_predict]:
-            if rand() < 0.8:
-                output[index] = mask_id
-            elif rand() < 0.5:
-                pass
-            else:
-                output[index] = words[randint(rng, 0, last_word)]
-        positions = cands[:num_to_predict]
-    positions.sort()
-    return output, positions, [ids[p] for p in positions]
 
 
 def create_instances_from_document(
@@ -699,7 +426,7 @@ def process_shard(
 
     Same algorithm as the exact mode applied to the shard alone, with the shard's own rng.
     """
-    chars = sum(_document_chars(d) for d in documents)
+    chars = sum(document_chars(d) for d in documents)
     all_documents = tokenize_documents(documents, tokenizer)
     result = ShardResult(index=shard_index, chars=chars)
     if not all_documents:

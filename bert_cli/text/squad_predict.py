@@ -152,7 +152,7 @@ def get_final_text(pred_text: str, orig_text: str, do_lower_case: bool, basic_to
     "Steve Smith's" gives "Steve Smith"); ``orig_text`` unchanged whenever the alignment fails.
     """
     if basic_tokenizer is None:
-        from .tokenization import BasicTokenizer
+        from .basic_tokenizer import BasicTokenizer
 
         basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
     tok_text = " ".join(basic_tokenizer.tokenize(orig_text))
@@ -266,7 +266,7 @@ def write_predictions(examples: Sequence[SquadExample], features: Iterable[Squad
     """The original ``write_predictions`` (returns the outputs; :func:`write_prediction_files` saves them)."""
     if config.do_lower_case is None:
         raise ValueError("do_lower_case must be set")
-    from .tokenization import BasicTokenizer
+    from .basic_tokenizer import BasicTokenizer
 
     basic = BasicTokenizer(do_lower_case=config.do_lower_case)
     lookup = _ResultLookup(results)
