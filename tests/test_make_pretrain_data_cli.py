@@ -38,4 +38,6 @@ def test_bundled_sample_text_is_the_default_input(user, shared_data, golden_tfre
     golden = [decode_example(r) for r in read_records(golden_tfrecord)]
     assert len(ours) == len(golden) == 60
     assert ours == golden
-    assert sorted(p.name for p in (user.cwd / "out").iterdir()) == ["demo.tfrecord"] and user.leftovers() == []
+    # the output and its hidden manifest (written last: the set is complete), nothing else
+    assert sorted(p.name for p in (user.cwd / "out").iterdir()) == [".demo.tfrecord.manifest.json", "demo.tfrecord"]
+    assert user.leftovers() == []
