@@ -56,3 +56,12 @@ def test_missing_run_dir_files_is_exit_3(shared_data, tmp_path):
         ["squad-threshold", "--predict-file", str(shared_data / "squad" / "dev-v1.1.json"), "--output-dir", str(tmp_path)],
     )
     assert result.exit_code == 3
+
+
+def test_v11_official_scores_through_the_installed_script(user, shared_data):
+    """As a user runs it: relative paths from another folder; stdout is the JSON and nothing else."""
+    out = user.run("squad-threshold", "--predict-file", user.rel(shared_data / "squad" / "dev-v1.1.json"),
+                   "--predictions", user.rel(shared_data / "squad" / "predictions.v1.1.bert-ensemble.json"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"exact_match": 86.20624408703878, "f1": 92.19557978351145}
+    assert list(user.cwd.iterdir()) == []  # scoring writes nothing
