@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .. import console
 from ..errors import NotFoundError, UsageError
+from ..fileio import require_file
 
 __all__ = ["ResolvedModel", "resolve_model_files", "weights_format_of"]
 
@@ -95,9 +96,9 @@ def resolve_model_files(
         directory, name, casing = files.directory, files.name, files.do_lower_case
         vocab, config, checkpoint, weights = files.vocab_file, files.config_file, files.checkpoint, files.weights_format
     if vocab_file is not None:
-        vocab = _existing(vocab_file, "vocab file")
+        vocab = require_file(vocab_file, "vocab file")
     if bert_config_file is not None:
-        config = _existing(bert_config_file, "model config")
+        config = require_file(bert_config_file, "model config")
     if init_checkpoint is not None:
         checkpoint, weights = str(init_checkpoint), weights_format_of(init_checkpoint)
         if weights == "hf" and Path(checkpoint).is_dir():
@@ -106,13 +107,6 @@ def resolve_model_files(
             raise NotFoundError(f"checkpoint not found: {init_checkpoint}")
     lower = _casing(do_lower_case, casing, name, force_casing, vocab) if tokenizes else bool(casing in (None, True))
     return ResolvedModel(vocab, config, checkpoint, weights, lower, name, directory)
-
-
-def _existing(path: str | Path, what: str) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise NotFoundError(f"{what} not found: {p}")
-    return p
 
 
 def _casing(flag: bool | None, model_casing: bool | None, name: str, force: bool, vocab: Path | None) -> bool:
