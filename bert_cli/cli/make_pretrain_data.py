@@ -59,6 +59,9 @@ def make_pretrain_data(
     do_whole_word_mask: bool = typer.Option(False, "--do-whole-word-mask", help="Mask whole words (all ## pieces of a word together)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes. >1 selects the sharded, bounded-memory mode."),
     num_output_shards: Optional[int] = typer.Option(None, "--num-output-shards", min=1, help="Sharded mode: number of output files."),
+    shard_size_mb: float = typer.Option(1.0, "--shard-size-mb", help="Sharded mode: millions of characters of text per shard (> 0). The output depends only on it and --random-seed."),
+    num_workers_total: Optional[int] = typer.Option(None, "--num-workers-total", min=1, help="Several machines, no coordinator: N machines each write their part of one shard set (shard k on worker k % N). Needs --worker-index and an output pattern; pass the same corpus and options to all."),
+    worker_index: Optional[int] = typer.Option(None, "--worker-index", min=0, help="This machine's part: 0 <= I < --num-workers-total. Writes its shards and a part manifest; `bert pretrain` takes the set once all N parts are there."),
     json_output: bool = options.JSON,
 ) -> None:
     """Create pretraining TFRecords exactly as the original create_pretraining_data.py.
@@ -66,7 +69,8 @@ def make_pretrain_data(
     The default mode reproduces the original's instances bit for bit (and, like it, holds the
     corpus in memory). --workers N, --num-output-shards K or an output pattern select the
     sharded mode: bounded memory, parallel, deterministic for a given seed and shard size, with
-    random next sentences and shuffling drawn within each shard.
+    random next sentences and shuffling drawn within each shard. --num-workers-total N
+    --worker-index I split one sharded run (output pattern) across N machines.
     """
     from .. import console
     from ..ops.make_pretrain_data import MakePretrainDataConfig, run
@@ -98,15 +102,22 @@ def make_pretrain_data(
             do_whole_word_mask=do_whole_word_mask,
             workers=workers,
             num_output_shards=num_output_shards,
+            shard_size_mb=shard_size_mb,
+            num_workers_total=num_workers_total,
+            worker_index=worker_index,
         ),
         progress=_progress(),
     )
     if json_output:
         typer.echo(json.dumps(summary))
         return
+    part = ""
+    if summary.get("num_workers_total") is not None:
+        part = (f" (worker {summary['worker_index']} of {summary['num_workers_total']}: {summary.get('shards')}"
+                f" of the {summary.get('total_shards')} shards)")
     console.info(
         f"wrote {summary.get('instances')} instances ({summary.get('tokens')} tokens, "
-        f"{summary.get('masked')} masked) to {len(summary.get('files', []))} file(s)"
+        f"{summary.get('masked')} masked) to {len(summary.get('files', []))} file(s){part}"
     )
     for path in summary.get("files", []):
         typer.echo(path)

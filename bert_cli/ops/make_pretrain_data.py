@@ -20,6 +20,12 @@ shuffled/drawn within a shard. Output files:
 * one plain file with ``K``: ``stem-00000-of-0000K.suffix`` ..., round-robin;
 * a list of plain files: round-robin over them.
 
+**Several machines** (``num_workers_total=N, worker_index=I``, sharded mode with a pattern
+alone): each machine reads the whole corpus, processes only the shards it owns (shard k
+belongs to worker k % N) and writes them under the same names and with the same bytes as a
+single-machine run; the union of the N parts is the single-machine set. Each part is
+published on its own with a part manifest: see :mod:`bert_cli.text.shardparts`.
+
 In both modes the output files appear all together or not at all, with a manifest
 (``.NAME.manifest.json``) written last: see :mod:`bert_cli.text.shardset`. An interrupt or an
 error leaves no temporary file. Worker processes ignore Ctrl-C and die with the parent
@@ -32,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import glob
+import hashlib
 import os
 import random
 import sys
@@ -48,9 +55,11 @@ from ..text import documents as docs
 from ..text import masking
 from ..text import pretraining as pt
 from ..text.lines import iter_text_lines
+from ..text.shardparts import Part
 from ..text.shardset import OutputSet, manifest_path
 from ..text.sniff import HEAD_BYTES, check_text, read_head
 from ..text.tfrecord import CRC32C_IMPLEMENTATION
+from .make_pretrain_parts import NumberedShards, check_part_options, part_manifest
 from .shard_pool import shard_results
 
 __all__ = ["MakePretrainDataConfig", "run", "expand_input_files", "output_paths", "is_sharded"]
@@ -77,6 +86,15 @@ class MakePretrainDataConfig:
     workers: int = 1
     num_output_shards: int | None = None
     shard_size_mb: float = 1.0  # sharded mode: text per shard (millions of characters)
+    num_workers_total: int | None = None  # several machines: N, each writing its part ...
+    worker_index: int | None = None  # ... this one's index, 0 <= I < N
+
+    @property
+    def part(self) -> Part | None:
+        """This machine's part of a set written by several machines, or None (the whole set)."""
+        if self.num_workers_total is None or self.worker_index is None:
+            return None
+        return Part(self.worker_index, self.num_workers_total)
 
     @property
     def options(self) -> masking.PretrainOptions:
@@ -138,6 +156,7 @@ def is_sharded(config: MakePretrainDataConfig) -> bool:
     return (
         config.workers > 1
         or config.num_output_shards is not None
+        or config.num_workers_total is not None
         or any(_is_pattern(p) for p in outputs)
     )
 
@@ -168,6 +187,10 @@ def validate(config: MakePretrainDataConfig) -> None:
         raise UsageError("give either one output pattern (with %05d) or a list of files, not both")
     if patterns:
         _check_pattern(patterns[0])
+    check_part_options(
+        config.num_workers_total, config.worker_index,
+        pattern_output=len(outputs) == 1 and _is_pattern(outputs[0]), num_output_shards=config.num_output_shards,
+    )
     k = config.num_output_shards
     if k is not None and not patterns and len(outputs) > 1 and len(outputs) != k:
         raise UsageError(
@@ -207,7 +230,9 @@ def output_set(config: MakePretrainDataConfig) -> OutputSet:
         f.name: str(getattr(config, f.name)) if isinstance(getattr(config, f.name), Path) else getattr(config, f.name)
         for f in dataclasses.fields(config)
     }
-    return OutputSet(manifest_path(first), pattern, options, files=[] if isinstance(paths, str) else paths)
+    return OutputSet(
+        manifest_path(first), pattern, options, files=[] if isinstance(paths, str) else paths, part=config.part
+    )
 
 
 def check_inputs(inputs: list[str], outputs: OutputSet) -> None:
@@ -244,17 +269,20 @@ def load_tokenizer(config: MakePretrainDataConfig):
 class _Reader:
     """The corpus as a stream of raw documents; counts bytes and warns once on bad UTF-8."""
 
-    def __init__(self, inputs: list[str], stdin: IO | None) -> None:
+    def __init__(self, inputs: list[str], stdin: IO | None, digest: bool = False) -> None:
         self.inputs = inputs
         self.stdin = stdin
         self.bytes = 0
         self.invalid_utf8_lines = 0
+        self.sha256 = hashlib.sha256() if digest else None  # of the text read (a part's identity)
 
     def _lines(self, lines: Iterable) -> Iterator[bytes]:
         for raw in lines:
             if isinstance(raw, str):  # a text-mode stdin stand-in
                 raw = raw.encode("utf-8", errors="surrogateescape")
             self.bytes += len(raw)
+            if self.sha256 is not None:
+                self.sha256.update(raw)
             yield raw
 
     def _sources(self) -> Iterator[tuple[str, Iterable[bytes]]]:
@@ -321,7 +349,7 @@ def run(
     check_inputs(inputs, outputs)
     tokenizer, vocab = load_tokenizer(config)
     started = time.perf_counter()
-    reader = _Reader(inputs, stdin)
+    reader = _Reader(inputs, stdin, digest=config.part is not None)
     with outputs:  # any exception (Ctrl-C included) removes every temporary file
         if is_sharded(config):
             summary = _run_sharded(config, reader, tokenizer, vocab, progress, started, outputs)
@@ -414,14 +442,17 @@ def _run_sharded(config, reader, tokenizer, vocab, progress, started, outputs: O
     records_per_file: list[int] = []
     writers = [] if isinstance(paths, str) else [outputs.open(p) for p in paths]
     next_writer = 0
-    results = shard_results(config, reader.documents(), tokenizer, vocab, outputs.manifest.parent, outputs.name)
+    part = config.part
+    numbered = NumberedShards(reader.documents(), max(1, int(config.shard_size_mb * 1e6)), part)
+    results = shard_results(config, numbered, tokenizer, vocab, outputs.manifest.parent, outputs.name,
+                            scratch_name=part and part.scratch_name)
     with contextlib.closing(results):
         for result in results:
             shards += 1
             stats.add(result.stats)
             if isinstance(paths, str):
-                if result.sizes:
-                    writer = outputs.open(Path(paths % len(files)))
+                if result.sizes:  # a part numbers its files by shard, as a whole run does without empty shards
+                    writer = outputs.open(Path(paths % (len(files) if part is None else result.index)))
                     writer.write_framed(result.data, len(result.sizes))
                     writer.finish()  # closed, still under its temporary name
                     files.append(str(writer.path))
@@ -435,15 +466,19 @@ def _run_sharded(config, reader, tokenizer, vocab, progress, started, outputs: O
                 progress, started, reader, phase="shard", shards=shards,
                 documents=stats.documents, instances=stats.instances,
             )
-    if stats.instances == 0:
+    if stats.instances == 0 and (part is None or numbered.total == 0):
         raise _empty_corpus(reader.inputs)  # the caller's OutputSet removes the temporary files
+    if part is not None and not files:
+        console.warn(f"worker {part.index} of {part.total} wrote no shard: the corpus makes {numbered.total}"
+                     " shard(s); its part is published empty")
     if writers:
         files = [str(w.path) for w in writers]
         records_per_file = [w.records for w in writers]
         empty = sum(1 for n in records_per_file if n == 0)
         if empty:
             console.warn(f"{empty} of {len(writers)} output files got no instance (more files than instances)")
-    outputs.commit()
+    outputs.commit(None if part is None else part_manifest(
+        part, numbered, reader.sha256.hexdigest(), reader.bytes, config.vocab_file, outputs.options))
     if stats.documents == 1:
         _warn_single_document()
     elif stats.single_document_shards:
@@ -453,4 +488,6 @@ def _run_sharded(config, reader, tokenizer, vocab, progress, started, outputs: O
         )
     summary = _summary("sharded", stats, files, records_per_file)
     summary.update(shards=shards, workers=config.workers, shard_size_mb=config.shard_size_mb)
+    if part is not None:
+        summary.update(total_shards=numbered.total, worker_index=part.index, num_workers_total=part.total)
     return summary

@@ -2,7 +2,8 @@
 
 :func:`shard_results` yields :class:`~bert_cli.text.pretraining.ShardResult` s in shard order,
 processing them in worker processes when ``workers > 1`` (at most ``2 x workers`` shards in
-flight, so memory stays flat).
+flight, so memory stays flat). It takes the numbered shards to process (all of them, or one
+machine's part of them: :mod:`bert_cli.text.shardparts`); a shard's number seeds its rng.
 
 Workers die with the parent and ignore Ctrl-C (:mod:`bert_cli.workers`). A worker leaves its
 shard's records in a scratch folder (``.NAME.XXXX.tmp/`` beside the outputs, removed on every
@@ -25,25 +26,25 @@ from typing import Iterable, Iterator
 from ..errors import BertError
 from ..fileio import write_error
 from ..text import pretraining as pt
-from ..text.documents import iter_shards
 from ..workers import init_worker_process, kill_pool_workers, sigint_held
 
 __all__ = ["shard_results"]
 
 
 def shard_results(
-    config, documents: Iterable[list[str]], tokenizer, vocab, folder: Path, name: str
+    config, shards: Iterable[tuple[int, list[list[str]]]], tokenizer, vocab, folder: Path, name: str,
+    scratch_name: str | None = None,
 ) -> Iterator[pt.ShardResult]:
-    """Shard results in shard order (``config``: a MakePretrainDataConfig).
+    """Results of the ``(number, documents)`` shards, in their order (``config``: a
+    MakePretrainDataConfig).
 
-    ``folder`` holds the scratch folder; ``name`` is the output named in a disk-full error.
-    Leaving early (an error, Ctrl-C, the consumer closing the generator) kills the workers.
+    ``folder`` holds the scratch folder (``.NAME[.SCRATCH_NAME].XXXX.tmp``); ``name`` is the
+    output named in a disk-full error. Leaving early (an error, Ctrl-C, the consumer closing
+    the generator) kills the workers.
     """
-    shard_chars = max(1, int(config.shard_size_mb * 1e6))
-    shards = iter_shards(documents, shard_chars)
     options, seed = config.options, config.random_seed
     if config.workers == 1:
-        for index, shard in enumerate(shards):
+        for index, shard in shards:
             yield pt.process_shard(index, shard, seed, options, tokenizer, vocab)
         return
 
@@ -52,7 +53,8 @@ def shard_results(
 
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        scratch = tempfile.mkdtemp(prefix=f".{Path(name).name}.", suffix=".tmp", dir=folder)
+        prefix = f".{Path(name).name}." + (f"{scratch_name}." if scratch_name else "")
+        scratch = tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=folder)
     except OSError as exc:
         raise write_error(name, exc) from None
     with sigint_held():
@@ -66,7 +68,7 @@ def shard_results(
     finished = False
     try:
         max_in_flight = 2 * config.workers  # bounds memory: raw shards in, records out
-        for index, shard in enumerate(shards):
+        for index, shard in shards:
             with sigint_held():  # a submit may start a worker
                 pending.append(pool.submit(_worker_shard, (index, shard, seed, scratch)))
             del shard

@@ -39,6 +39,11 @@ A file that a manifest lists, or whose name its pattern produces, belongs to tha
 an incomplete set, a listed file that is missing, a file whose size or first 64 KiB differ
 from the manifest (a shard from another run) or a pattern-named file the manifest does not
 list (a left-over shard) are errors naming the file. Files of no manifest are not checked.
+
+**Several machines.** A set written in parts (``--num-workers-total N --worker-index I``)
+has one part manifest per machine, ``.NAME.part-I-of-N.json``, each listing that machine's
+shards; each part is published as above, on its own, and a part run removes only what its
+part owns. Readers also require all N parts, consistent: see :mod:`bert_cli.text.shardparts`.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from typing import Callable, Iterable
 
 from ..errors import InputError, NotFoundError
 from ..fileio import atomic_write, write_error
+from .shardparts import PART_GLOB, Part, check_parts, parse_part_manifest
 from .tfrecord import TFRecordWriter, looks_like_tfrecord
 
 __all__ = ["MANIFEST_FORMAT", "OutputSet", "manifest_path", "pattern_matcher", "check_record_files"]
@@ -80,8 +86,15 @@ def pattern_matcher(pattern: str | None) -> Callable[[str], bool]:
     ``pattern`` is a printf pattern of file names (``out-%05d.tfrecord``,
     ``out-%05d-of-%05d.tfrecord``); ``None`` matches nothing.
     """
+    numbers = pattern_numbers(pattern)
+    return lambda name: numbers(name) is not None
+
+
+def pattern_numbers(pattern: str | None) -> Callable[[str], tuple[int, ...] | None]:
+    """The numbers ``n`` with ``pattern % n == name`` for a file name, or None (see
+    :func:`pattern_matcher`)."""
     if not pattern:
-        return lambda name: False
+        return lambda name: None
     parts, pos = [], 0
     for m in _SPEC.finditer(pattern):
         parts.append(re.escape(pattern[pos : m.start()]))
@@ -90,19 +103,20 @@ def pattern_matcher(pattern: str | None) -> Callable[[str], bool]:
     parts.append(re.escape(pattern[pos:]))
     regex = re.compile("".join(parts))
 
-    def matches(name: str) -> bool:
+    def numbers(name: str) -> tuple[int, ...] | None:
         m = regex.fullmatch(name)
         if m is None:
-            return False
+            return None
         for base in (10, 16, 8):
             try:
-                if pattern % tuple(int(g.strip(), base) for g in m.groups()) == name:
-                    return True
+                found = tuple(int(g.strip(), base) for g in m.groups())
+                if pattern % found == name:
+                    return found
             except (TypeError, ValueError):
                 continue
-        return False
+        return None
 
-    return matches
+    return numbers
 
 
 def _fingerprint(path: str | os.PathLike) -> dict:
@@ -149,24 +163,27 @@ class OutputSet:
     ``pattern`` is the printf pattern (file name only) that names this kind of output files;
     the files it names that a run does not write are removed as stale at :meth:`commit`.
     ``files`` are the files the run will write, when known before it starts.
+    ``part``: this run writes one machine's part of a set (:mod:`bert_cli.text.shardparts`):
+    its manifest is the part manifest, and it removes only what that part owns.
     Use as a context manager: leaving the block by an exception removes every temporary file.
     """
 
     def __init__(
-        self, manifest: str | os.PathLike, pattern: str | None, options: dict, files: Iterable[os.PathLike] = ()
+        self, manifest: str | os.PathLike, pattern: str | None, options: dict, files: Iterable[os.PathLike] = (),
+        part: Part | None = None,
     ) -> None:
-        self.manifest = Path(manifest)
+        manifest = Path(manifest)  # .NAME.manifest.json
+        #: The outputs as the user named them (``out.tfrecord``, ``out-%05d.tfrecord``).
+        self.name = str(manifest.with_name(manifest.name[1 : -len(MANIFEST_SUFFIX)]))
+        self.part = part
+        self.manifest = manifest if part is None else part.manifest_path(self.name)
         self.files = [Path(f) for f in files]  # planned before writing (for :meth:`claims`)
         self.pattern = pattern
         self.options = options
         self.run_id = uuid.uuid4().hex
         self.writers: list[TFRecordWriter] = []
         self._matches = pattern_matcher(pattern)
-
-    @property
-    def name(self) -> str:
-        """The outputs as the user named them (``out.tfrecord``, ``out-%05d.tfrecord``)."""
-        return str(self.manifest.with_name(self.manifest.name[1 : -len(MANIFEST_SUFFIX)]))
+        self._numbers = pattern_numbers(pattern)
 
     def open(self, path: str | os.PathLike) -> TFRecordWriter:
         """A new writer for ``path`` (a hidden temporary file until :meth:`commit`)."""
@@ -205,6 +222,28 @@ class OutputSet:
         except OSError as exc:
             raise write_error(self.manifest, exc) from None
 
+    def _owned(self, path: Path) -> bool:
+        """Whether a stale file is this run's to remove: any, unless it writes one part of a
+        set, which owns only the pattern-named files whose shard number is its own."""
+        if self.part is None:
+            return True
+        numbers = self._numbers(path.name)
+        return numbers is not None and len(numbers) == 1 and self.part.owns(numbers[0])
+
+    def _other_manifests(self) -> list[Path]:
+        """Manifests of the same name that this run makes obsolete: for a whole-set run, every
+        part manifest; for a part, the whole-set manifest and the parts of another split."""
+        folder = self.manifest.parent
+        whole = folder / f".{Path(self.name).name}{MANIFEST_SUFFIX}"
+        parts = []
+        if folder.is_dir():
+            for path in sorted(folder.glob(PART_GLOB)):
+                parsed = parse_part_manifest(path.name)
+                if parsed is not None and parsed[0] == Path(self.name).name and not _same(path, self.manifest):
+                    if self.part is None or parsed[2] != self.part.total:
+                        parts.append(path)
+        return parts if self.part is None else [whole, *parts]
+
     def _stale(self) -> list[Path]:
         """Files of an earlier run this run does not write (see the module docstring)."""
         folder = self.manifest.parent
@@ -220,10 +259,11 @@ class OutputSet:
         keep = {os.path.abspath(w.path) for w in self.writers}
         stale = [
             p for p in dict.fromkeys(stale)
-            if os.path.abspath(p) not in keep and _same(p.parent, folder) and _is_record_file(p)
+            if os.path.abspath(p) not in keep and _same(p.parent, folder) and _is_record_file(p) and self._owned(p)
         ]
         # hidden temporary files of these names left by a killed run (kill -9, power loss)
-        names = {p.name for p in [*stale, *(w.path for w in self.writers), self.manifest, Path(self.name)]}
+        scratch = Path(self.name) if self.part is None else Path(f"{self.name}.{self.part.scratch_name}")
+        names = {p.name for p in [*stale, *(w.path for w in self.writers), self.manifest, scratch]}
         ours = {os.path.abspath(w.temp_path) for w in self.writers if w.temp_path}
         if folder.is_dir():
             stale += [
@@ -231,10 +271,12 @@ class OutputSet:
                 if _TEMP.fullmatch(p.name) and _TEMP.fullmatch(p.name).group(1) in names
                 and os.path.abspath(p) not in ours
             ]
-        return stale
+        return stale + [m for m in self._other_manifests() if m.is_file()]
 
-    def commit(self) -> dict:
-        """Publish every file and the manifest (see the module docstring); returns the manifest."""
+    def commit(self, extra: dict | None = None) -> dict:
+        """Publish every file and the manifest (see the module docstring); returns the manifest.
+
+        ``extra``: more keys for the manifest (a part's ``"part"`` object)."""
         try:
             for writer in self.writers:
                 writer.finish()
@@ -252,6 +294,7 @@ class OutputSet:
                 "files": entries,
                 "records": sum(w.records for w in self.writers),
                 "options": self.options,
+                **(extra or {}),
             }
             self._write_manifest(doc)
             for path in self._stale():
@@ -275,18 +318,21 @@ def check_record_files(files: Iterable[str]) -> None:
     """Check the files that belong to a make-pretrain-data manifest against it (see above).
 
     InputError naming the file for an incomplete set, a shard from another run or a left-over
-    shard; NotFoundError for a listed shard that is missing.
+    shard; NotFoundError for a listed shard that is missing, or for the missing parts of a set
+    written by several machines (:func:`bert_cli.text.shardparts.check_parts`).
     """
     files = [Path(f) for f in files]
     folders = list(dict.fromkeys(f.parent for f in files))
     manifests: list[tuple[Path, dict]] = []
     for folder in folders:
-        for mp in sorted(folder.glob(f".*{MANIFEST_SUFFIX}")):
-            doc = _read_manifest(mp)
-            if doc is not None:
-                manifests.append((mp, doc))
+        found = [*folder.glob(f".*{MANIFEST_SUFFIX}"), *folder.glob(PART_GLOB)]
+        for mp in sorted(found):
+            if mp.name.endswith(MANIFEST_SUFFIX) or parse_part_manifest(mp.name) is not None:
+                doc = _read_manifest(mp)
+                if doc is not None:
+                    manifests.append((mp, doc))
     listed = {os.path.abspath(mp.parent / e["name"]) for mp, doc in manifests for e in doc["files"]}
-    rerun = "rerun `bert make-pretrain-data` to write the whole set again"
+    in_use: list[tuple[Path, dict, dict, list[Path]]] = []
     for mp, doc in manifests:
         entries = {os.path.abspath(mp.parent / e["name"]): e for e in doc["files"]}
         matches = pattern_matcher(doc.get("pattern"))
@@ -294,8 +340,19 @@ def check_record_files(files: Iterable[str]) -> None:
             f for f in files
             if os.path.abspath(f) in entries or (_same(f.parent, mp.parent) and matches(f.name))
         ]
-        if not mine:
-            continue
+        if mine:
+            in_use.append((mp, doc, entries, mine))
+    names_in_use = {parsed[0] for mp, *_ in in_use if (parsed := parse_part_manifest(mp.name))}
+    check_parts(
+        (mp, doc) for mp, doc in manifests
+        if (parsed := parse_part_manifest(mp.name)) and parsed[0] in names_in_use
+    )
+    for mp, doc, entries, mine in in_use:
+        part = parse_part_manifest(mp.name)
+        rerun = (
+            "rerun `bert make-pretrain-data` to write the whole set again" if part is None
+            else f"rerun `bert make-pretrain-data` with --num-workers-total {part[2]} --worker-index {part[1]}"
+        )
         if doc.get("complete") is not True:
             raise InputError(
                 "incomplete shard set: the run that wrote it was cut short while publishing",
