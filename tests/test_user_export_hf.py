@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SQUAD_TINY_CONFIG, TASK_VOCAB, User, error_line, make_task_dir
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
@@ -327,7 +326,11 @@ def test_pretrain_export_hf_holds_the_final_checkpoint(golden_tfrecord, uncased_
     """`bert pretrain --model DIR --export-hf hf`: BertForPreTraining with the final checkpoint's
     weights (read back through the reading table), the model's vocabulary and casing."""
     transformers = pytest.importorskip("transformers")
-    from bert_cli.engine.checkpoint import is_optimizer_name, read_checkpoint, resolve_checkpoint
+    from bert_cli.engine.checkpoint import (
+        is_optimizer_name,
+        read_checkpoint,
+        resolve_checkpoint,
+    )
     from bert_cli.engine.hf_weights import read_hf_weights
 
     user = User(tmp_path)
@@ -366,8 +369,8 @@ def test_a_token_classifier_exports_as_bert_for_token_classification(tmp_path):
     from bert_cli.engine.checkpoint import model_tensors
     from bert_cli.engine.hf_export import write_hf_model
     from bert_cli.engine.model import BertModel
-    from bert_cli.models.hf_files import HfExportSpec
     from bert_cli.modelconfig import BertConfig
+    from bert_cli.models.hf_files import HfExportSpec
 
     config = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
                         max_position_embeddings=32, type_vocab_size=2, initializer_range=0.5)

@@ -67,6 +67,8 @@ def download(
     """Download models and datasets into the cache; print their folders on stdout.
 
     `$(bert download cased-base)` is the model's folder. The cache is --cache-dir, else $BERT_CACHE, else the user cache dir. Progress goes to stderr, on a terminal only.
+
+    `bert download --export-hf SOURCE DIR` writes a cached model, a model folder or a `bert finetune`/`pretrain` run folder in the Hugging Face layout (transformers' from_pretrained reads DIR).
     """
     from ..errors import UsageError
     from ..ops.download import DownloadConfig, run_download

@@ -35,7 +35,15 @@ from ..errors import CheckpointError
 from ..fileio import atomic_directory
 from ..modelconfig import BertConfig
 from ..models import hf_files
-from ..models.hf_files import ENCODER, PRETRAINING, QA, SEQUENCE, TOKEN, WEIGHTS_FILE, HfExportSpec
+from ..models.hf_files import (
+    ENCODER,
+    PRETRAINING,
+    QA,
+    SEQUENCE,
+    TOKEN,
+    WEIGHTS_FILE,
+    HfExportSpec,
+)
 from .hf_weights import HF_TABLE, HF_TIED
 
 __all__ = ["tf1_to_hf", "hf_state_dict", "write_hf_model", "export_modules", "export_checkpoint", "read_weights"]

@@ -153,10 +153,9 @@ def check_export_target(path: str | os.PathLike | None, *, flag: str = "--export
         return None
     target = Path(path)
     resolved = target.resolve()
-    for other in (Path.cwd(), *map(Path, keep)):
-        other = other.resolve()
-        if other == resolved or resolved in other.parents:
-            raise UsageError(f"{flag} {target}: the export would replace {'the working folder' if other == Path.cwd().resolve() else other}",
+    for other, name in ((Path.cwd(), "the working folder"), *((Path(k), str(k)) for k in keep)):
+        if other.resolve() == resolved or resolved in other.resolve().parents:
+            raise UsageError(f"{flag} {target}: the export would replace {name}",
                              hint="give the export a folder of its own, e.g. OUTPUT_DIR/hf")
     if target.exists() and not target.is_dir():
         raise UsageError(f"{flag} {target}: a file is in the way (the export is a folder)",
