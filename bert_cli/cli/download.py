@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import typer
 
+from . import options
 
 
 class Source(str, Enum):
@@ -61,17 +62,29 @@ def download(
     ),
     revision: str = typer.Option("main", "--revision", help="Hub revision (branch, tag or commit) for --source hf."),
     offline: bool = typer.Option(False, "--offline", help="Only report what is cached; never touch the network."),
+    export_hf: Optional[Tuple[str, Path]] = options.DOWNLOAD_EXPORT_HF,
 ) -> None:
     """Download models and datasets into the cache; print their folders on stdout.
 
     `$(bert download cased-base)` is the model's folder. The cache is --cache-dir, else $BERT_CACHE, else the user cache dir. Progress goes to stderr, on a terminal only.
+
+    `bert download --export-hf SOURCE DIR` writes a cached model, a model folder or a `bert finetune`/`pretrain` run folder in the Hugging Face layout (transformers' from_pretrained reads DIR).
     """
     from ..errors import UsageError
     from ..ops.download import DownloadConfig, run_download
 
-    actions = [a for a, on in (("list", list_), ("remove", bool(remove)), ("verify", bool(verify))) if on]
+    actions = [a for a, on in (("list", list_), ("remove", bool(remove)), ("verify", bool(verify)),
+                               ("export-hf", bool(export_hf))) if on]
     if len(actions) > 1:
-        raise UsageError("give only one of --list, --remove, --verify")
+        raise UsageError("give only one of --list, --remove, --verify, --export-hf")
+    if export_hf:
+        if names:
+            raise UsageError(f"--export-hf takes SOURCE DIR as its values; extra arguments: {' '.join(names)}")
+        from ..ops.export_hf import export_model
+
+        result = export_model(export_hf[0], export_hf[1], do_lower_case=do_lower_case)
+        typer.echo(json.dumps(result, indent=2) if json_output else result["path"])
+        return
     action = actions[0] if actions else "fetch"
     targets = tuple(remove or verify or names or ())
     if action != "fetch" and names:

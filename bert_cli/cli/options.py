@@ -66,3 +66,14 @@ NUM_TPU_CORES = typer.Option(None, "--num-tpu-cores", hidden=True, help=_ORIGINA
 ITERATIONS_PER_LOOP = typer.Option(None, "--iterations-per-loop", hidden=True, help=_ORIGINAL + " No effect.")
 USE_ONE_HOT_EMBEDDINGS = typer.Option(False, "--use-one-hot-embeddings", hidden=True, help=_ORIGINAL + " No effect.")
 VERBOSE_LOGGING = typer.Option(False, "--verbose-logging", hidden=True, help="The original's flag: bert --verbose.")
+
+# --- Hugging Face export (bert_cli.ops.export_hf) -------------------------------------------
+EXPORT_HF = typer.Option(
+    None, "--export-hf", metavar="DIR",
+    help="Also write the model in the Hugging Face layout (model.safetensors, config.json, vocab.txt, "
+    "tokenizer_config.json) to DIR, for transformers' from_pretrained.",
+)
+DOWNLOAD_EXPORT_HF = typer.Option(
+    None, "--export-hf", metavar="SOURCE DIR",
+    help="Write SOURCE (a cached model NAME, a model folder or a run folder) in the Hugging Face layout to DIR.",
+)

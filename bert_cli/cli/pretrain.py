@@ -37,6 +37,7 @@ def pretrain(
     gradient_accumulation_steps: int = options.ACCUMULATION,
     optimizer: str = options.OPTIMIZER,
     json_output: bool = options.JSON,
+    export_hf: Optional[Path] = options.EXPORT_HF,
     use_tpu: bool = options.USE_TPU,
     tpu_name: Optional[str] = options.TPU_NAME,
     tpu_zone: Optional[str] = options.TPU_ZONE,
@@ -59,12 +60,14 @@ def pretrain(
         tpu_zone=tpu_zone, gcp_project=gcp_project, num_tpu_cores=num_tpu_cores, iterations_per_loop=iterations_per_loop,
     )
 
+    vocab_file, do_lower_case = None, True
     if model is not None:
         from ..models.policy import resolve_model_files
 
         files = resolve_model_files(model, bert_config_file=bert_config_file, init_checkpoint=init_checkpoint,
                                     download=download, tokenizes=False)
         bert_config_file, init_checkpoint = files.config_file, files.checkpoint
+        vocab_file, do_lower_case = files.vocab_file, files.do_lower_case  # for --export-hf's tokenizer
     if bert_config_file is None:
         from .. import console
         from ..resources import path as resource_path
@@ -96,6 +99,9 @@ def pretrain(
             gradient_accumulation_steps=gradient_accumulation_steps,
             optimizer=optimizer,
             log_every_steps=log_every_steps,
+            export_hf=export_hf,
+            vocab_file=vocab_file,
+            do_lower_case=do_lower_case,
         ),
         progress=training_progress(),
     )

@@ -424,17 +424,12 @@ def save_weights(model: ClassifierModel, prefix: str | os.PathLike, *, global_st
     return save_model([model.bert, model.head], prefix, global_step=global_step)
 
 
-def export_saved_model(model: ClassifierModel, path: str | os.PathLike) -> Path:
-    """A SavedModel whose ``serving_default`` maps int32 ``input_ids``/``input_mask``/
-    ``segment_ids`` [B, S] to ``logits`` [B, C] and ``outputs`` (probabilities or scores).
-    Written atomically (temp dir, then rename; an existing export is replaced)."""
-    from . import export
+def export_saved_model(model: ClassifierModel, path: str | os.PathLike, *, labels=None) -> Path:
+    """A SavedModel serving ``logits`` and ``probabilities`` (regression: ``scores``), labels in
+    its assets: :func:`bert_cli.engine.export.export_classifier`."""
+    from .export import export_classifier
 
-    def outputs(input_ids, input_mask, segment_ids) -> dict:
-        logits = model.logits(input_ids, input_mask, segment_ids, training=False)
-        return {"logits": logits, "outputs": model.outputs(logits)}
-
-    return export.export_saved_model(model.bert, path, overwrite=True, outputs=outputs, modules=[model.head])
+    return export_classifier(model, path, labels=labels)
 
 
 def validate_features(config: BertConfig, features: Any, source: str | None = None) -> None:

@@ -7,6 +7,9 @@ Reads the layout of the Hub's ``google-bert/*`` repos and of sentence-transforme
 result is a plain ``{tf1 name: array}`` dict that :func:`bert_cli.engine.checkpoint.load_into`
 loads with the same checks as a TF1 checkpoint.
 
+The writing direction (:mod:`bert_cli.engine.hf_export`) inverts the same :data:`HF_TABLE` and
+:data:`HF_TIED`, so the two cannot drift apart.
+
 The config keeps HF's meaning of ``hidden_act``: "gelu" is the exact erf GELU there
 (:meth:`BertConfig.from_hf_config`).
 """
@@ -62,8 +65,14 @@ HF_TABLE = (
     ("qa_outputs.weight", "cls/squad/output_weights", False),  # [2, H] both sides
     ("qa_outputs.bias", "cls/squad/output_bias", False),
 )
+# Tied copies: (HF name, the TF1 weight it shares). Read: skipped (the weight comes from its own
+# row); written: a copy of that weight, so every tensor of BertForPreTraining's state dict is there.
+HF_TIED = (
+    ("cls.predictions.decoder.weight", "bert/embeddings/word_embeddings"),
+    ("cls.predictions.decoder.bias", "cls/predictions/output_bias"),
+)
 # Buffers and tied copies that carry no weight of their own.
-HF_SKIPPED = ("embeddings.position_ids", "cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+HF_SKIPPED = ("embeddings.position_ids", *(hf for hf, _ in HF_TIED))
 
 _LAYER = re.compile(r"^encoder\.layer\.(\d+)\.(.+)$")
 _FIXED = {hf: (tf1, t) for hf, tf1, t in HF_TABLE if "{i}" not in hf}

@@ -18,7 +18,9 @@ drop_remainder``, eval/predict in order without padding; in ``output_dir``:
 ``best/``             (``keep_best``) weights of the best evaluation + its eval_results.txt
 ``export/``           (``export_slim``) weights-only ``model.ckpt`` (no Adam slots) + config,
                       vocab and bert_run.json: a small model folder for ``--model``
-``saved_model/``      (``export_saved_model``) a SavedModel: ids/mask/segments -> logits, outputs
+``saved_model/``      (``export_saved_model``) a SavedModel: ids/mask/segments -> logits,
+                      probabilities (:mod:`bert_cli.engine.export`: signature.json, labels.txt)
+``export_hf``         (any folder) the model in the Hugging Face layout (:mod:`bert_cli.ops.export_hf`)
 ``seed-<s>/``         (``repeat > 1``) one complete run per seed; ``repeat_results.json`` has
                       the mean and spread of every metric
 ====================  =====================================================================
@@ -46,6 +48,7 @@ from .. import console, events, rundir
 from ..errors import NotFoundError, UsageError
 from ..fileio import atomic_directory, atomic_write, check_output_dir, require_file
 from ..modelconfig import BertConfig, read_model_config
+from ..models.hf_files import check_export_target
 from ..modelsize import check_fits
 from ..text import metrics as M
 from ..text.classifier_features import ClassifierFeatures, convert_examples, format_example_log, task_kind
@@ -99,6 +102,7 @@ class FinetuneConfig:
     early_stopping_patience: int | None = None  # evaluations without improvement
     export_slim: bool = False
     export_saved_model: bool = False
+    export_hf: Path | None = None  # a Hugging Face model folder (bert_cli.ops.export_hf)
     repeat: int = 1  # K runs with seeds seed, seed+1, ... (mean and spread)
     # engine
     seed: int | None = None
@@ -597,9 +601,14 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
         summary["export"] = str(export)
         console.info(f"wrote the weights-only model folder {export}")
     if chief and c.export_saved_model:
-        path = engine.export_saved_model(model, output_dir / rundir.SAVED_MODEL_DIR)
+        path = engine.export_saved_model(model, output_dir / rundir.SAVED_MODEL_DIR, labels=info["labels"])
         summary["saved_model"] = str(path)
         console.info(f"wrote the SavedModel {path}")
+    if chief and c.export_hf is not None:
+        from .export_hf import HfExportSpec, export_run_modules
+
+        spec = HfExportSpec(source.vocab_file, source.do_lower_case, tuple(map(str, info["labels"])), kind)
+        summary["export_hf"] = export_run_modules([model.bert, model.head], c.export_hf, source.config, spec)["path"]
     return summary
 
 
@@ -628,6 +637,9 @@ def run(config: FinetuneConfig, progress: events.Progress | None = None) -> dict
     c = config
     _check_options(c)
     check_output_dir(c.output_dir)
+    if check_export_target(c.export_hf, keep=[c.output_dir]) and c.repeat > 1:
+        raise UsageError("--export-hf writes one model, --repeat makes several",
+                         hint=f"export the seed you pick afterwards: bert download --export-hf {c.output_dir}/seed-N DIR")
     source = resolve_model_source(c)
     from ..engine.model import check_seq_length
 

@@ -42,6 +42,7 @@ from typing import Any
 from .. import console, events, rundir
 from ..errors import ConfigError, InputError, UsageError
 from ..fileio import atomic_write, check_output_dir
+from ..models.hf_files import check_export_target
 from ..text import squad_metrics
 from ..text.squad import FeaturizeConfig, ReadStats, SquadExample, convert_examples_to_features, load_squad_json
 from ..text.squad import question_ids, read_squad_examples, write_features
@@ -110,6 +111,7 @@ class SquadFinetuneConfig:
     xla: bool | None = None
     gradient_accumulation_steps: int = 1
     optimizer: str = "adamw"
+    export_hf: Path | None = None  # a Hugging Face model folder (bert_cli.ops.export_hf)
 
 
 # ============================================================================ helpers
@@ -414,6 +416,7 @@ def run(config: SquadFinetuneConfig, progress: events.Progress | None = None) ->
     c = config
     featurize = _check_options(c)
     check_output_dir(c.output_dir)
+    check_export_target(c.export_hf, keep=[c.output_dir])
     source = resolve_model_source(c)  # type: ignore[arg-type]  # same field names as FinetuneConfig
     tokenizer = FullTokenizer(source.vocab_file, do_lower_case=source.do_lower_case)
 
@@ -466,4 +469,9 @@ def _run_locked(c, featurize, source, tokenizer, train_examples, predict_example
         assert predict_examples is not None and predict_data is not None
         _predict(c, featurize, predict_examples, predict_data, tokenizer, vocab, source.do_lower_case, model,
                  runtime, progress, summary)
+    if c.export_hf is not None and runtime.is_chief:
+        from .export_hf import HfExportSpec, export_run_modules
+
+        spec = HfExportSpec(source.vocab_file, source.do_lower_case, kind="squad")
+        summary["export_hf"] = export_run_modules([model.bert, model.head], c.export_hf, source.config, spec)["path"]
     return summary

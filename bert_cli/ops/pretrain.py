@@ -38,6 +38,7 @@ from ..errors import UsageError
 from ..events import Progress
 from ..fileio import check_output_dir, require_file
 from ..modelconfig import read_model_config
+from ..models.hf_files import check_export_target
 from ..models.policy import weights_format_of
 from ..modelsize import check_fits
 from ..text.shardset import check_record_files
@@ -76,6 +77,9 @@ class PretrainConfig:
     gradient_accumulation_steps: int = 1
     optimizer: str = "adamw"
     log_every_steps: int = 100
+    export_hf: Path | None = None  # a Hugging Face model folder (bert_cli.ops.export_hf) ...
+    vocab_file: Path | None = None  # ... with this vocabulary (from --model) ...
+    do_lower_case: bool = True  # ... and casing
 
 
 def validate(config: PretrainConfig) -> None:
@@ -129,6 +133,7 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
     """
     validate(config)
     check_output_dir(config.output_dir)
+    check_export_target(config.export_hf, keep=[config.output_dir])
     files = input_files(config.input_file)
     config_file = require_file(config.bert_config_file, "bert config", hint="pass the model's bert_config.json")
     bert_config = read_model_config(config_file)
@@ -156,4 +161,11 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
         }
     )
     with rundir.exclusive(plan.output_dir, "pretrain", enabled=this_process_is_chief()):
-        return pretrain(plan, progress)
+        summary = pretrain(plan, progress)
+        checkpoint, weights = (summary["checkpoint"], "tf1") if summary.get("checkpoint") else (init, init_format)
+        if config.export_hf is not None and checkpoint and this_process_is_chief():
+            from .export_hf import HfExportSpec, export_run_checkpoint
+
+            spec = HfExportSpec(config.vocab_file, config.do_lower_case)
+            summary["export_hf"] = export_run_checkpoint(checkpoint, weights, config.export_hf, bert_config, spec)["path"]
+        return summary
