@@ -44,15 +44,14 @@ import numpy as np
 
 from .. import console, events, rundir
 from ..errors import NotFoundError, UsageError
-from ..fileio import atomic_directory, atomic_write, check_output_dir, require_file
-from ..modelconfig import BertConfig, read_model_config
-from ..modelsize import check_fits
+from ..fileio import atomic_write, check_output_dir
 from ..text import metrics as M
 from ..text.classifier_features import ClassifierFeatures, convert_examples, format_example_log, task_kind
 from ..text.task_base import Task
 from ..text.tasks import get_task
 from ..text.tokenization import FullTokenizer
 from . import training
+from .training import ModelSource, resolve_model_source
 from .schedule import ends_epoch
 
 __all__ = ["FinetuneConfig", "run", "resolve_model_source", "make_run_info"]
@@ -176,43 +175,6 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-# ============================================================================ model files
-
-
-@dataclasses.dataclass
-class _ModelSource:
-    vocab_file: Path
-    config: BertConfig
-    checkpoint: str | None
-    weights_format: str  # tf1 | hf | none
-    do_lower_case: bool
-    name: str
-
-
-def _read_bert_config(path: Path) -> BertConfig:
-    return read_model_config(require_file(path, "model config"))
-
-
-def resolve_model_source(c: FinetuneConfig) -> _ModelSource:
-    """Vocab, config, initial checkpoint and casing from --model and/or the explicit files
-    (the one policy: :func:`bert_cli.models.policy.resolve_model_files`)."""
-    from ..models.policy import resolve_model_files
-
-    files = resolve_model_files(
-        c.model, vocab_file=c.vocab_file, bert_config_file=c.bert_config_file, init_checkpoint=c.init_checkpoint,
-        do_lower_case=c.do_lower_case, force_casing=c.force_casing, download=c.download,
-    ).require("vocab", "config")
-    checkpoint = files.checkpoint
-    if checkpoint is not None and files.weights_format == "tf1" and c.init_checkpoint is not None:
-        from ..engine.checkpoint import resolve_checkpoint
-
-        checkpoint = resolve_checkpoint(checkpoint)
-    config = _read_bert_config(Path(files.config_file))
-    check_fits(config, files.config_file, training=c.do_train, seq_length=c.max_seq_length)
-    return _ModelSource(Path(files.vocab_file), config, checkpoint, files.weights_format, files.do_lower_case,
-                        files.name)
-
-
 # ============================================================================ data
 
 
@@ -266,7 +228,7 @@ def load_data(c: FinetuneConfig, tokenizer, progress: events.Progress | None, *,
 # ============================================================================ run description
 
 
-def make_run_info(c: FinetuneConfig, task: Task, source: _ModelSource) -> dict:
+def make_run_info(c: FinetuneConfig, task: Task, source: ModelSource) -> dict:
     """The ``bert_run.json`` mapping (file names are relative to the run folder)."""
     return {
         "format": RUN_FORMAT,
@@ -285,28 +247,6 @@ def make_run_info(c: FinetuneConfig, task: Task, source: _ModelSource) -> dict:
         "base_model": source.name,
         "init_checkpoint": source.checkpoint,
     }
-
-
-def _write_run_folder(directory: Path, info: Mapping[str, Any], source: _ModelSource) -> None:
-    """bert_run.json + vocab.txt + bert_config.json copies (:func:`bert_cli.rundir.write_run_folder`)."""
-    rundir.write_run_folder(directory, info, vocab_file=source.vocab_file, config_json=source.config.to_json())
-
-
-def _check_existing_run(output_dir: Path, info: Mapping[str, Any]) -> None:
-    """Refuse to resume a run of another task/labels/model shape in the same output_dir.
-
-    Only a run that saved a checkpoint has anything to resume: a run that failed before its
-    first checkpoint (bad options, 0 training steps) does not claim the folder.
-    """
-    old = rundir.load_run_info(output_dir)
-    if old is None or not (output_dir / "checkpoint").is_file():
-        return
-    for key in ("task", "labels", "kind", "max_seq_length"):
-        if old.get(key) != info.get(key):
-            raise UsageError(
-                f"{output_dir} holds a run with {key} {old.get(key)!r}, not {info.get(key)!r}",
-                hint="use a fresh --output-dir (or delete the old run)",
-            )
 
 
 # ============================================================================ one run
@@ -330,23 +270,7 @@ def _eval_results(task: Task, features: ClassifierFeatures, out, global_step: in
     return results
 
 
-def _save_best(model, directory: Path, step: int, results: Mapping[str, Any], info, source) -> None:
-    """Replace ``best/`` with this model's weights (a complete model folder) atomically."""
-    from ..engine.classifier import save_weights
-
-    with atomic_directory(directory) as tmp:
-        save_weights(model, tmp / "model.ckpt", global_step=step)
-        _write_run_folder(tmp, info, source)
-        rundir.write_eval_results(tmp, results)
-
-
-def _rewrite_state_file(directory: Path, prefix_name: str) -> None:
-    """A relative ``checkpoint`` state file (a folder copied elsewhere still resolves)."""
-    with atomic_write(directory / "checkpoint") as fh:
-        fh.write(f'model_checkpoint_path: "{prefix_name}"\nall_model_checkpoint_paths: "{prefix_name}"\n')
-
-
-def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, runtime, progress) -> dict[str, Any]:
+def _run_once(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, runtime, progress) -> dict[str, Any]:
     from ..engine import classifier as engine
 
     task = data.task
@@ -356,8 +280,8 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
     info = make_run_info(c, task, source)
     if chief:
         output_dir.mkdir(parents=True, exist_ok=True)
-        _check_existing_run(output_dir, info)
-        _write_run_folder(output_dir, info, source)
+        training.check_existing_run(output_dir, info)
+        training.write_run_folder(output_dir, info, source)
 
     model = engine.build_model(runtime, source.config, task.num_labels, kind=kind, seed=runtime.seed,
                                random_init=True)
@@ -420,11 +344,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
         }
 
     if chief and c.export_slim:
-        export = output_dir / rundir.EXPORT_DIR
-        with atomic_directory(export) as tmp:
-            engine.save_weights(model, tmp / "model.ckpt")
-            _rewrite_state_file(tmp, "model.ckpt")
-            _write_run_folder(tmp, info, source)
+        export = training.export_slim(modules, output_dir / rundir.EXPORT_DIR, info, source)
         summary["export"] = str(export)
         console.info(f"wrote the weights-only model folder {export}")
     if chief and c.export_saved_model:
@@ -450,7 +370,7 @@ def _evaluation(c: FinetuneConfig, task: Task, data: _Data, predictor, output_di
 
     def on_best(step: int, results) -> None:
         if c.keep_best:
-            _save_best(model, output_dir / rundir.BEST_DIR, step, results, info, source)
+            training.save_best([model.bert, model.head], output_dir / rundir.BEST_DIR, step, results, info, source)
 
     def unknown_metric() -> Exception:
         return UsageError(f"unknown metric {c.keep_best!r} for --keep-best "
@@ -519,7 +439,7 @@ def run(config: FinetuneConfig, progress: events.Progress | None = None) -> dict
         return _run_all(c, source, tokenizer, data, progress)
 
 
-def _run_all(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, progress) -> dict[str, Any]:
+def _run_all(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, progress) -> dict[str, Any]:
     """Every --repeat run of one validated configuration (the output folder is locked)."""
     from ..engine.device import activity, select_runtime
 

@@ -56,7 +56,6 @@ from ..text.squad_predict import (
     write_run_info,
 )
 from ..text.tokenization import FullTokenizer
-from .finetune import resolve_model_source
 from . import training
 from .schedule import epochs_to_steps
 
@@ -360,7 +359,7 @@ def run(config: SquadFinetuneConfig, progress: events.Progress | None = None) ->
     c = config
     featurize = _check_options(c)
     check_output_dir(c.output_dir)
-    source = resolve_model_source(c)  # type: ignore[arg-type]  # same field names as FinetuneConfig
+    source = training.resolve_model_source(c)
     tokenizer = FullTokenizer(source.vocab_file, do_lower_case=source.do_lower_case)
 
     # Read every input first: a bad file fails before any training (and before TensorFlow loads).

@@ -13,14 +13,109 @@ checkpoint of the run folder (evaluate/predict alone) and ``best/`` (after ``--k
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
 from .. import console, events, rundir
 from ..errors import UsageError
+from ..fileio import atomic_directory, atomic_write, require_file
+from ..modelconfig import BertConfig, read_model_config
+from ..modelsize import check_fits
 from .schedule import epochs_to_steps
 
-__all__ = ["num_train_steps_for", "finetune", "init_summary", "latest_checkpoint", "load_trained"]
+__all__ = [
+    "ModelSource", "resolve_model_source", "check_existing_run", "write_run_folder", "save_best", "export_slim",
+    "num_train_steps_for", "finetune", "init_summary", "latest_checkpoint", "load_trained", "restore_best",
+]
+
+
+# ============================================================================ model files
+
+
+@dataclasses.dataclass
+class ModelSource:
+    """The resolved model of a fine-tuning run: files, config, initial weights and casing."""
+
+    vocab_file: Path
+    config: BertConfig
+    checkpoint: str | None
+    weights_format: str  # tf1 | hf | none
+    do_lower_case: bool
+    name: str
+
+
+def resolve_model_source(c) -> ModelSource:
+    """Vocab, config, initial checkpoint and casing from ``c.model`` and/or the explicit files
+    (the one policy: :func:`bert_cli.models.policy.resolve_model_files`); ``c`` is any
+    fine-tuning config (``model``, ``vocab_file``, ``bert_config_file``, ``init_checkpoint``,
+    ``do_lower_case``, ``force_casing``, ``download``, ``do_train``, ``max_seq_length``)."""
+    from ..models.policy import resolve_model_files
+
+    files = resolve_model_files(
+        c.model, vocab_file=c.vocab_file, bert_config_file=c.bert_config_file, init_checkpoint=c.init_checkpoint,
+        do_lower_case=c.do_lower_case, force_casing=c.force_casing, download=c.download,
+    ).require("vocab", "config")
+    checkpoint = files.checkpoint
+    if checkpoint is not None and files.weights_format == "tf1" and c.init_checkpoint is not None:
+        from ..engine.checkpoint import resolve_checkpoint
+
+        checkpoint = resolve_checkpoint(checkpoint)
+    config = read_model_config(require_file(Path(files.config_file), "model config"))
+    check_fits(config, files.config_file, training=c.do_train, seq_length=c.max_seq_length)
+    return ModelSource(Path(files.vocab_file), config, checkpoint, files.weights_format, files.do_lower_case,
+                       files.name)
+
+
+# ============================================================================ the run folder
+
+
+def write_run_folder(directory: Path, info: Mapping[str, Any], source: ModelSource) -> None:
+    """bert_run.json + vocab.txt + bert_config.json copies (:func:`bert_cli.rundir.write_run_folder`)."""
+    rundir.write_run_folder(directory, info, vocab_file=source.vocab_file, config_json=source.config.to_json())
+
+
+def check_existing_run(output_dir: Path, info: Mapping[str, Any]) -> None:
+    """Refuse to resume a run of another task/labels/model shape in the same output_dir.
+
+    Only a run that saved a checkpoint has anything to resume: a run that failed before its
+    first checkpoint (bad options, 0 training steps) does not claim the folder.
+    """
+    old = rundir.load_run_info(output_dir)
+    if old is None or not (output_dir / "checkpoint").is_file():
+        return
+    for key in ("task", "labels", "kind", "max_seq_length"):
+        if old.get(key) != info.get(key):
+            raise UsageError(
+                f"{output_dir} holds a run with {key} {old.get(key)!r}, not {info.get(key)!r}",
+                hint="use a fresh --output-dir (or delete the old run)",
+            )
+
+
+def save_best(modules: list, directory: Path, step: int, results: Mapping[str, Any], info, source) -> None:
+    """Replace ``best/`` with these weights (a complete model folder) atomically."""
+    from ..engine.checkpoint import save_model
+
+    with atomic_directory(directory) as tmp:
+        save_model(modules, tmp / "model.ckpt", global_step=step)
+        write_run_folder(tmp, info, source)
+        rundir.write_eval_results(tmp, results)
+
+
+def export_slim(modules: list, directory: Path, info, source) -> Path:
+    """``export/``: weights only (no optimizer slots) + the run folder files, atomically."""
+    from ..engine.checkpoint import save_model
+
+    with atomic_directory(directory) as tmp:
+        save_model(modules, tmp / "model.ckpt")
+        with atomic_write(tmp / "checkpoint") as fh:  # relative: a copied folder still resolves
+            fh.write('model_checkpoint_path: "model.ckpt"\nall_model_checkpoint_paths: "model.ckpt"\n')
+        write_run_folder(tmp, info, source)
+    return directory
+
+
+# ============================================================================ training
 
 
 def num_train_steps_for(n_train: int, train_batch_size: int, num_train_epochs: float, max_steps: int | None) -> int:
