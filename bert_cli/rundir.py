@@ -25,6 +25,7 @@ Pure Python (numpy for the float32 formatting), no TensorFlow.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import os
@@ -43,6 +44,8 @@ BEST_DIR = "best"
 EXPORT_DIR = "export"
 SAVED_MODEL_DIR = "saved_model"
 LOCK_FILE = ".bert.lock"
+STATE_FILE = "training_state.json"  # BestTracker: keep-best / early-stopping state of a run
+LOWER_IS_BETTER = ("eval_loss", "loss")
 
 try:  # POSIX; elsewhere runs are not locked
     import fcntl
@@ -105,6 +108,55 @@ def require_trained_head(init: Mapping[str, Any] | None, output_dir: Path, head:
             f"nothing trained to evaluate: no checkpoint in {output_dir} and {what}",
             hint="train first (add --do-train), or pass --model a fine-tuned run folder",
         )
+
+
+# ============================================================================ best so far
+
+
+@dataclasses.dataclass
+class BestTracker:
+    """Best value of ``metric`` so far and evaluations without improvement, persisted in
+    :data:`STATE_FILE` so that a resumed run keeps its keep-best / early-stopping state."""
+
+    metric: str
+    lower_is_better: bool
+    best_value: float | None = None
+    best_step: int | None = None
+    bad_evals: int = 0
+    stopped_early: bool = False
+
+    def improved(self, value: float) -> bool:
+        if self.best_value is None:
+            return True
+        return value < self.best_value if self.lower_is_better else value > self.best_value
+
+    def update(self, value: float, step: int) -> bool:
+        """Record an evaluation; True when it is the best so far."""
+        if self.improved(value):
+            self.best_value, self.best_step, self.bad_evals = float(value), int(step), 0
+            return True
+        self.bad_evals += 1
+        return False
+
+    def save(self, directory: Path) -> None:
+        with atomic_write(Path(directory) / STATE_FILE) as fh:
+            fh.write(json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path, metric: str) -> "BestTracker":
+        """The tracker saved in ``directory`` for ``metric``, else a fresh one."""
+        tracker = cls(metric, metric in LOWER_IS_BETTER)
+        path = Path(directory) / STATE_FILE
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {}
+            if isinstance(data, dict) and data.get("metric") == metric:
+                for key in ("best_value", "best_step", "bad_evals", "stopped_early"):
+                    if key in data:
+                        setattr(tracker, key, data[key])
+        return tracker
 
 
 # ============================================================================ the files

@@ -28,6 +28,7 @@ from bert_cli.engine.model import BertModel  # noqa: E402
 from bert_cli.errors import CheckpointError, ConfigError, NotFoundError, UsageError  # noqa: E402
 from bert_cli.modelconfig import BertConfig  # noqa: E402
 from bert_cli.ops import extract as ex  # noqa: E402
+from bert_cli.ops import extract_sinks as sinks  # noqa: E402
 
 SMALL_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "dog", "##s", "a",
                "中", ".", "!", "runs", "big"]
@@ -111,7 +112,7 @@ def original_dumps(index, tokens, values, layers) -> str:
 
 def test_json_line_is_byte_for_byte_the_original():
     values = np.array([[[0.1234567, -2.0, 1.5e-5], [1e-7, -4e-7, 12.3456789]]], np.float32)  # [1 layer, 2 tok, 3]
-    line = ex.format_features_line(7, ["[CLS]", "\u00e9t\u00e9"], values, [-1])
+    line = sinks.format_features_line(7, ["[CLS]", "\u00e9t\u00e9"], values, [-1])
     expected = (
         '{"linex_index": 7, "features": ['
         '{"token": "[CLS]", "layers": [{"index": -1, "values": [0.123457, -2.0, 1.5e-05]}]}, '
@@ -119,7 +120,7 @@ def test_json_line_is_byte_for_byte_the_original():
     )
     assert line == expected
     assert line == original_dumps(7, ["[CLS]", "\u00e9t\u00e9"], values, [-1])
-    embedding = ex.format_embedding_line(3, np.array([0.5, -1e-9], np.float32))
+    embedding = sinks.format_embedding_line(3, np.array([0.5, -1e-9], np.float32))
     assert embedding == '{"linex_index": 3, "embedding": [0.5, -0.0]}\n'
 
 
@@ -132,7 +133,7 @@ def test_vectorized_rounding_is_pythons_round_bit_for_bit():
     ]).astype(np.float32)
     ties = sum((x * 1e6) % 1 == 0.5 for x in values.tolist())
     assert ties > 1000
-    ours = ex.round6(values).tolist()
+    ours = sinks.round6(values).tolist()
     assert [repr(x) for x in ours] == [repr(round(x, 6)) for x in values.tolist()]
 
 

@@ -21,6 +21,7 @@ tf = pytest.importorskip("tensorflow")
 
 from bert_cli.engine import pretrain as engine  # noqa: E402
 from bert_cli.engine import pretrain_data as pdata  # noqa: E402
+from bert_cli.engine import pretrain_input  # noqa: E402
 from bert_cli.engine.checkpoint import load_into  # noqa: E402
 from bert_cli.errors import InputError, UsageError  # noqa: E402
 from bert_cli.modelconfig import BertConfig  # noqa: E402
@@ -104,7 +105,7 @@ def test_resumed_stream_is_the_tail_of_the_uninterrupted_one(tmp_path):
     config = BertConfig(vocab_size=40, hidden_size=8, num_attention_heads=2, intermediate_size=8, max_position_embeddings=16)
 
     def batches(start_example, n, seed=5):
-        ds = engine.train_dataset(files, config, batch_size=5, max_seq_length=16, max_predictions_per_seq=3,
+        ds = pretrain_input.train_dataset(files, config, batch_size=5, max_seq_length=16, max_predictions_per_seq=3,
                                   seed=seed, start_example=start_example)
         return [b["input_ids"] for b in ds.take(n).as_numpy_iterator()]
 
@@ -160,7 +161,7 @@ def test_bad_id_deep_in_the_data_is_caught_by_the_pipeline(tmp_path):
     data = str(write_synthetic(tmp_path / "d.tfrecord", 200, seq=16, pred=3, vocab=40, seed=1, bad_at=180))
     config = BertConfig(vocab_size=40, hidden_size=8, num_attention_heads=2, intermediate_size=8, max_position_embeddings=16)
     pdata.check_first_batches([data], config, 16, 3)  # the first 128 records are fine
-    ds = engine.train_dataset([data], config, batch_size=8, max_seq_length=16, max_predictions_per_seq=3, seed=0)
+    ds = pretrain_input.train_dataset([data], config, batch_size=8, max_seq_length=16, max_predictions_per_seq=3, seed=0)
     with pytest.raises(tf.errors.InvalidArgumentError) as raised:
         for _ in ds.take(60):
             pass
@@ -169,7 +170,7 @@ def test_bad_id_deep_in_the_data_is_caught_by_the_pipeline(tmp_path):
     assert str(error).startswith(f"{data}: a batch has input_ids outside [0, 40) (found 40)")
     # a clean file streams through the same checks
     clean = str(write_synthetic(tmp_path / "ok.tfrecord", 50, seq=16, pred=3, vocab=40, seed=1))
-    assert sum(1 for _ in engine.train_dataset([clean], config, batch_size=8, max_seq_length=16,
+    assert sum(1 for _ in pretrain_input.train_dataset([clean], config, batch_size=8, max_seq_length=16,
                                                max_predictions_per_seq=3, seed=0).take(20)) == 20
 
 

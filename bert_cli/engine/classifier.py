@@ -21,20 +21,15 @@ prediction batch in order with ``drop_remainder=False`` and no padding examples 
 original's CPU/GPU path). A resumed run skips the batches already consumed, so with a seed a
 run killed and resumed sees the same batches as an uninterrupted one.
 
-Training follows :mod:`bert_cli.engine.train_step` / :mod:`bert_cli.engine.device`: everything
-is built under ``runtime.scope()``, batches are global and go through ``runtime.distribute``,
-``train_batch_size`` is the effective batch of one optimizer step (``gradient_accumulation``
-micro-batches of ``train_batch_size / K`` examples), the loop runs on ``global_step`` and only
-the chief writes checkpoints (:class:`~bert_cli.engine.checkpoint_manager.CheckpointManager`,
-the TF1 layout with Adam slots and ``global_step``).
+Training is the one driver's (:mod:`bert_cli.engine.driver`): this module gives it the model,
+:func:`loss_fn` and :func:`train_dataset`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +38,10 @@ import tensorflow as tf
 
 from ..errors import UsageError
 from ..modelconfig import BertConfig
-from .checkpoint import GLOBAL_STEP, LoadReport, load_into, save_model, tf1_names
-from .checkpoint_manager import CheckpointManager
+from .checkpoint import LoadReport, load_into, save_model, tf1_names
 from .heads import ClassifierHead, classifier_loss
 from .model import BertModel, check_inputs, check_seq_length
-from .optimization import LinearWarmupDecay, create_optimizer
 from .padding import trim_arrays, trim_dataset
-from .train_step import TrainStep
 
 KINDS = ("classification", "regression", "multilabel")
 FEATURE_KEYS = ("input_ids", "input_mask", "segment_ids")
@@ -272,148 +264,14 @@ def load_initial_weights(model: ClassifierModel, checkpoint: str, weights_format
 # ============================================================================ training
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainOptions:
-    """What the training loop needs (the caller computes the step counts, as the original)."""
+def loss_fn(model: ClassifierModel):
+    """``loss(batch, training)`` of one batch for :class:`~bert_cli.engine.driver.Driver`."""
 
-    learning_rate: float
-    num_train_steps: int
-    num_warmup_steps: int
-    train_batch_size: int  # examples per optimizer step (all replicas, all micro-batches)
-    accumulation_steps: int = 1
-    save_checkpoints_steps: int = 1000
-    keep_checkpoint_max: int = 5
-    optimizer: str = "adamw"
-    weight_decay_rate: float = 0.01
-    clip_norm: float | None = 1.0
-    seed: int | None = None
+    def loss(batch, training):
+        logits = model.logits(batch["input_ids"], batch["input_mask"], batch["segment_ids"], training=training)
+        return model.loss(logits, batch["labels"])
 
-
-@dataclasses.dataclass
-class StepResult:
-    """One optimizer step: ``step`` (global_step after it), ``loss`` (mean of its micro-batch
-    losses), ``learning_rate``, ``examples`` (examples it consumed)."""
-
-    step: int
-    loss: float
-    learning_rate: float
-    examples: int
-
-
-class Trainer:
-    """Owns optimizer, train step and checkpoint manager of one fine-tuning run.
-
-    ``trainer.restore()`` resumes from ``output_dir`` (returns the step or None), then
-    ``for result in trainer.steps(features): ...`` runs optimizer steps until
-    ``num_train_steps``; the caller may break out (early stopping) and call :meth:`save`.
-    """
-
-    def __init__(self, runtime, model: ClassifierModel, options: TrainOptions, output_dir: str | os.PathLike) -> None:
-        self.runtime = runtime
-        self.model = model
-        self.options = options
-        k = int(options.accumulation_steps)
-        if k < 1:
-            raise UsageError(f"gradient accumulation steps must be >= 1, got {k}")
-        if options.train_batch_size % k:
-            raise UsageError(
-                f"train_batch_size {options.train_batch_size} is not a multiple of the "
-                f"{k} gradient accumulation steps"
-            )
-        self.micro_batch_size = options.train_batch_size // k
-        if self.micro_batch_size % runtime.num_replicas:
-            raise UsageError(
-                f"the micro-batch of {self.micro_batch_size} examples cannot be split evenly over "
-                f"{runtime.num_replicas} replicas",
-                hint=f"use a train batch size that is a multiple of {runtime.num_replicas * k}",
-            )
-        self.schedule = LinearWarmupDecay(options.learning_rate, options.num_train_steps, options.num_warmup_steps)
-        named = sorted(model.tf1_variables().items())
-        with runtime.scope():
-            self.optimizer = create_optimizer(options.optimizer, named, weight_decay_rate=options.weight_decay_rate)
-            self.loss_scaler = runtime.make_loss_scaler()
-
-            def loss_fn(batch, training):
-                logits = model.logits(batch["input_ids"], batch["input_mask"], batch["segment_ids"], training=training)
-                return model.loss(logits, batch["labels"])
-
-            self.step_fn = TrainStep(
-                loss_fn,
-                self.optimizer,
-                self.schedule,
-                clip_norm=options.clip_norm,
-                accumulation_steps=k,
-                loss_scaler=self.loss_scaler,
-                strategy=runtime.strategy,
-                jit_compile=runtime.xla,
-            )
-        self.manager = CheckpointManager(
-            output_dir, self.checkpoint_tensors, keep=options.keep_checkpoint_max, is_chief=runtime.is_chief
-        )
-
-    def checkpoint_tensors(self) -> dict[str, tf.Variable]:
-        """Weights, Adam slots and ``global_step`` under their TF1 names."""
-        tensors: dict[str, Any] = dict(self.model.tf1_variables())
-        tensors.update(self.optimizer.slot_variables())
-        tensors[GLOBAL_STEP] = self.step_fn.global_step
-        return tensors
-
-    @property
-    def global_step(self) -> int:
-        return int(self.step_fn.global_step.numpy())
-
-    def restore(self) -> int | None:
-        """Resume from the newest checkpoint of the output dir; its step, or None."""
-        step = self.manager.restore()
-        if step is not None:
-            self.step_fn.reset_accumulation()
-        return step
-
-    def save(self) -> str | None:
-        """Checkpoint now (``model.ckpt-<global_step>``); None on non-chief workers."""
-        return self.manager.save(self.global_step)
-
-    def dataset(self, features: Any, skip_batches: int) -> tf.data.Dataset:
-        """The training micro-batches (repeat, shuffle, drop_remainder), ``skip_batches`` skipped."""
-        return train_dataset(
-            features,
-            self.micro_batch_size,
-            seed=self.options.seed,
-            skip_batches=skip_batches,
-            padding_multiple=self.runtime.padding_multiple,
-        )
-
-    def steps(self, *data: Any) -> Iterator[StepResult]:
-        """Run optimizer steps from the current ``global_step`` to ``num_train_steps`` on
-        ``self.dataset(*data, skip_batches)``.
-
-        Saves a checkpoint every ``save_checkpoints_steps`` and after the last step.
-        """
-        opts = self.options
-        k = opts.accumulation_steps
-        start = self.global_step
-        if start >= opts.num_train_steps:
-            return
-        dataset = self.dataset(*data, skip_batches=start * k)
-        iterator = iter(self.runtime.distribute(dataset))
-        step = start
-        while step < opts.num_train_steps:
-            losses = []
-            for _ in range(k):
-                losses.append(self.step_fn(next(iterator)))
-            last = self.step_fn.last
-            step = self.global_step
-            result = StepResult(
-                step=step,
-                loss=float(np.mean([float(x) for x in losses])),
-                learning_rate=float(last["learning_rate"]) if "learning_rate" in last else 0.0,
-                examples=opts.train_batch_size,
-            )
-            if self.loss_scaler is None:  # with fp16 loss scaling a non-finite step is skipped instead
-                self.manager.check_loss(result.loss, step)
-            if step % opts.save_checkpoints_steps == 0 or step >= opts.num_train_steps:
-                self.save()
-            yield result
+    return loss
 
 
 # ============================================================================ exports
@@ -437,30 +295,6 @@ def validate_features(config: BertConfig, features: Any, source: str | None = No
     arrays = _as_arrays(features)
     check_seq_length(config, arrays["input_ids"].shape[1])
     check_inputs(config, arrays["input_ids"], arrays["segment_ids"], arrays["input_mask"], source=source)
-
-
-class Throughput:
-    """Examples/s over a sliding window of recent steps, and an ETA."""
-
-    def __init__(self, window: int = 20) -> None:
-        self.window = window
-        self.times: list[tuple[float, int]] = []
-        self.started = time.perf_counter()
-
-    def add(self, examples: int) -> None:
-        self.times.append((time.perf_counter(), examples))
-        if len(self.times) > self.window + 1:
-            self.times.pop(0)
-
-    def rate(self) -> float:
-        if len(self.times) < 2:
-            if self.times:
-                elapsed = self.times[0][0] - self.started
-                return self.times[0][1] / elapsed if elapsed > 0 else 0.0
-            return 0.0
-        elapsed = self.times[-1][0] - self.times[0][0]
-        examples = sum(n for _, n in self.times[1:])
-        return examples / elapsed if elapsed > 0 else 0.0
 
 
 def config_summary(model: ClassifierModel) -> Mapping[str, Any]:

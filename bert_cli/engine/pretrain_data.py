@@ -25,7 +25,8 @@ import tensorflow as tf
 from .. import console
 from ..errors import InputError
 from ..modelconfig import BertConfig
-from ..text.tfrecord import decode_example, read_records, verify_records
+from ..text.example_proto import decode_example
+from ..text.tfrecord import read_records, verify_records
 from .model import check_inputs, check_range, check_seq_length
 
 __all__ = [

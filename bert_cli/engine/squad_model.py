@@ -5,11 +5,9 @@ and :class:`~bert_cli.engine.heads.SquadHead` (``cls/squad/output_weights`` [2, 
 ``cls/squad/output_bias`` [2]) giving start and end logits over every position; the loss is
 ``(CE(start) + CE(end)) / 2`` (:func:`~bert_cli.engine.heads.squad_loss`).
 
-Training reuses :class:`bert_cli.engine.classifier.Trainer` (optimizer, schedule, train step,
-gradient accumulation, loss scaling, checkpoint manager with Adam slots and ``global_step``):
-:class:`SquadModel` has the same ``logits`` / ``loss`` / ``tf1_variables`` surface as the
-classifier model, its "logits" being ``[B, 2, S]`` (start, end) and its "labels" ``[B, 2]``
-(start_position, end_position). Only the input differs: the training features come from the
+Training is the one driver's (:mod:`bert_cli.engine.driver`) with :func:`loss_fn`: the model's
+"logits" are ``[B, 2, S]`` (start, end) and its "labels" ``[B, 2]`` (start_position,
+end_position). The training features come from the
 ``train.tf_record`` file written by :func:`bert_cli.text.squad.write_features`, read as the
 original's ``input_fn_builder``: ``repeat -> shuffle(100) -> batch(drop_remainder=True)``.
 
@@ -33,17 +31,16 @@ import tensorflow as tf
 from ..modelconfig import BertConfig
 from ..text.squad_predict import RawResult
 from .checkpoint import LoadReport, load_into, tf1_names
-from .classifier import Trainer
 from .heads import SquadHead, squad_loss
 from .model import BertModel
 
 __all__ = [
     "SquadModel",
     "SquadPredictor",
-    "SquadTrainer",
     "build_model",
     "load_initial_weights",
     "load_weights",
+    "loss_fn",
     "train_dataset",
 ]
 
@@ -72,7 +69,7 @@ class SquadModel(tf.Module):
         return start, end
 
     def logits(self, input_ids, input_mask, segment_ids, *, training: bool = False) -> tf.Tensor:
-        """``[B, 2, S]``: start and end logits stacked (the Trainer's "logits")."""
+        """``[B, 2, S]``: start and end logits stacked (what the loss takes)."""
         start, end = self.start_end_logits(input_ids, input_mask, segment_ids, training=training)
         return tf.stack([start, end], axis=1)
 
@@ -148,17 +145,14 @@ def train_dataset(record_file: str | os.PathLike, seq_length: int, batch_size: i
 # ============================================================================ training
 
 
-class SquadTrainer(Trainer):
-    """:class:`~bert_cli.engine.classifier.Trainer` fed from a SQuAD ``train.tf_record``.
+def loss_fn(model: SquadModel):
+    """``loss(batch, training)`` of one batch for :class:`~bert_cli.engine.driver.Driver`."""
 
-    ``for result in trainer.steps(record_file, seq_length): ...`` runs optimizer steps from the
-    current ``global_step`` to ``num_train_steps``, checkpointing every
-    ``save_checkpoints_steps`` and after the last step.
-    """
+    def loss(batch, training):
+        logits = model.logits(batch["input_ids"], batch["input_mask"], batch["segment_ids"], training=training)
+        return model.loss(logits, batch["labels"])
 
-    def dataset(self, record_file: str | os.PathLike, seq_length: int, skip_batches: int) -> tf.data.Dataset:  # type: ignore[override]
-        return train_dataset(record_file, seq_length, self.micro_batch_size, seed=self.options.seed,
-                             skip_batches=skip_batches)
+    return loss
 
 
 # ============================================================================ inference

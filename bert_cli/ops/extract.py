@@ -60,13 +60,9 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import itertools
-import json
 import os
-import shutil
 import sys
-import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -75,6 +71,7 @@ import numpy as np
 
 from .. import console
 from ..errors import ConfigError, UsageError
+from .extract_sinks import JsonlSink, NpzSink, format_embedding_line, format_features_line, round6
 from ..fileio import atomic_write, check_writable_file, naming_errors, require_file
 from ..text.features import InputFeatures, build_features
 from ..text.lines import split_pair
@@ -176,34 +173,6 @@ def check_layers(layers: Sequence[int], num_layers: int) -> None:
         )
 
 
-# ----------------------------------------------------------------------------- output lines
-
-
-def round6(values: np.ndarray) -> np.ndarray:
-    """``round(float(x), 6)`` for every float32 ``x``, vectorized and bit for bit the same doubles.
-
-    Why it is exact: ``x * 1e6`` is exact in float64 (24 + 14 significant bits), ``rint`` rounds
-    half to even as ``round`` does, and the division is correctly rounded to the double nearest
-    ``k / 10**6``, which is what ``round`` returns. (About 10x faster than calling ``round``.)
-    """
-    return np.rint(np.asarray(values, dtype=np.float32).astype(np.float64) * 1e6) / 1e6
-
-
-def format_features_line(index: int, tokens: Sequence[str], values: np.ndarray, layers: Sequence[int]) -> str:
-    """The original's JSON line; ``values`` [n_layers, n_tokens, H] for the real tokens."""
-    rows = round6(values).tolist()
-    features = [
-        {"token": token, "layers": [{"index": layer, "values": rows[j][t]} for j, layer in enumerate(layers)]}
-        for t, token in enumerate(tokens)
-    ]
-    return json.dumps({"linex_index": index, "features": features}) + "\n"
-
-
-def format_embedding_line(index: int, vector: np.ndarray) -> str:
-    """``{"linex_index": i, "embedding": [...]}`` with values rounded as the original's."""
-    return json.dumps({"linex_index": index, "embedding": round6(vector).tolist()}) + "\n"
-
-
 # ----------------------------------------------------------------------------- batches
 
 
@@ -250,94 +219,6 @@ def _pipelined(batches: Iterator[_Batch], compute: Callable[[_Batch], Any]) -> I
                 yield done, future.result()
         for done, future in pending:
             yield done, future.result()
-
-
-# ----------------------------------------------------------------------------- npz writer
-
-
-class _Spool:
-    """Rows of one float32 array appended to a temporary file (constant memory)."""
-
-    def __init__(self, directory: Path, row_shape: tuple[int, ...]) -> None:
-        self.file = tempfile.TemporaryFile(dir=directory, prefix=".bert-extract-", suffix=".spool")
-        self.rows = 0
-        self.row_shape = row_shape
-
-    def append(self, array: np.ndarray) -> None:
-        array = np.ascontiguousarray(array, dtype="<f4")
-        self.file.write(array.tobytes())
-        self.rows += array.shape[0]
-
-    def write_npy(self, zf: zipfile.ZipFile, name: str) -> None:
-        header = {"descr": "<f4", "fortran_order": False, "shape": (self.rows, *self.row_shape)}
-        self.file.seek(0)
-        with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-            np.lib.format.write_array_header_1_0(member, header)
-            shutil.copyfileobj(self.file, member, 16 * 1024 * 1024)
-
-    def close(self) -> None:
-        self.file.close()
-
-
-def _write_npz(path: Path, arrays: dict[str, np.ndarray], spools: dict[str, _Spool]) -> None:
-    """A ``.npz`` (uncompressed, as ``np.savez``) from small arrays and spooled big ones, atomically."""
-    with atomic_write(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, array in arrays.items():
-            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
-        for name, spool in spools.items():
-            spool.write_npy(zf, name)
-
-
-# ----------------------------------------------------------------------------- sinks
-
-
-class _JsonlSink:
-    def __init__(self, out: IO[str], layers: Sequence[int], pooling: str | None) -> None:
-        self.out, self.layers, self.pooling = out, tuple(layers), pooling
-
-    def add(self, index: int, tokens: list[str], values: np.ndarray | None, vector: np.ndarray | None) -> None:
-        if self.pooling:
-            self.out.write(format_embedding_line(index, vector))
-        else:
-            self.out.write(format_features_line(index, tokens, values, self.layers))
-
-    def end_batch(self) -> None:
-        self.out.flush()
-
-
-class _NpzSink:
-    def __init__(self, path: Path, layers: Sequence[int], pooling: str | None, row_shape: tuple[int, ...]) -> None:
-        self.path, self.layers, self.pooling = path, tuple(layers), pooling
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.spool = _Spool(path.parent, row_shape)
-        self.tokens: list[str] = []
-        self.offsets = [0]
-
-    def add(self, index: int, tokens: list[str], values: np.ndarray | None, vector: np.ndarray | None) -> None:
-        if self.pooling:
-            self.spool.append(np.asarray(vector)[None])
-        else:
-            self.spool.append(np.transpose(values, (1, 0, 2)))  # [n_tokens, n_layers, H]
-            self.tokens.extend(tokens)
-            self.offsets.append(len(self.tokens))
-
-    def end_batch(self) -> None:
-        pass
-
-    def finish(self) -> None:
-        layers = self.layers if self.pooling != "pooler" else ()
-        arrays: dict[str, np.ndarray] = {"layers": np.asarray(layers, np.int64)}
-        if self.pooling:
-            arrays["pooling"] = np.asarray(self.pooling)
-            _write_npz(self.path, arrays, {"embeddings": self.spool})
-        else:
-            arrays["offsets"] = np.asarray(self.offsets, np.int64)
-            arrays["tokens"] = np.asarray(self.tokens, dtype=str)
-            _write_npz(self.path, arrays, {"values": self.spool})
-
-    def close(self) -> None:
-        self.spool.close()
 
 
 # ----------------------------------------------------------------------------- the command
@@ -471,7 +352,7 @@ def run(
         hidden = bert_config.hidden_size
         row_shape = (hidden,) if pooling == "pooler" else (len(layers) * hidden,) if pooling else (len(layers), hidden)
         with naming_errors(config.output):  # the spool beside it fills the same disk
-            sink = _NpzSink(Path(config.output), layers, pooling, row_shape)
+            sink = NpzSink(Path(config.output), layers, pooling, row_shape)
             try:
                 consume(sink)
                 sink.finish()
@@ -479,9 +360,9 @@ def run(
                 sink.close()
     elif config.output is not None:
         with atomic_write(config.output) as fh:
-            consume(_JsonlSink(fh, layers, pooling))
+            consume(JsonlSink(fh, layers, pooling))
     else:
-        consume(_JsonlSink(out, layers, pooling))
+        consume(JsonlSink(out, layers, pooling))
 
     seconds = time.perf_counter() - started
     rate = count / seconds if seconds > 0 else None

@@ -46,22 +46,20 @@ import numpy as np
 
 from .. import console, events, rundir
 from ..errors import NotFoundError, UsageError
-from ..fileio import atomic_directory, atomic_write, check_output_dir, require_file
-from ..modelconfig import BertConfig, read_model_config
+from ..fileio import atomic_write, check_output_dir
 from ..models.hf_files import check_export_target
-from ..modelsize import check_fits
 from ..text import metrics as M
 from ..text.classifier_features import ClassifierFeatures, convert_examples, format_example_log, task_kind
 from ..text.task_base import Task
 from ..text.tasks import get_task
 from ..text.tokenization import FullTokenizer
-from .schedule import ends_epoch, epochs_to_steps
+from . import training
+from .training import ModelSource, resolve_model_source
+from .schedule import ends_epoch
 
 __all__ = ["FinetuneConfig", "run", "resolve_model_source", "make_run_info"]
 
-STATE_FILE = "training_state.json"
 RUN_FORMAT = 1
-LOWER_IS_BETTER = ("eval_loss", "loss")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,43 +179,6 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-# ============================================================================ model files
-
-
-@dataclasses.dataclass
-class _ModelSource:
-    vocab_file: Path
-    config: BertConfig
-    checkpoint: str | None
-    weights_format: str  # tf1 | hf | none
-    do_lower_case: bool
-    name: str
-
-
-def _read_bert_config(path: Path) -> BertConfig:
-    return read_model_config(require_file(path, "model config"))
-
-
-def resolve_model_source(c: FinetuneConfig) -> _ModelSource:
-    """Vocab, config, initial checkpoint and casing from --model and/or the explicit files
-    (the one policy: :func:`bert_cli.models.policy.resolve_model_files`)."""
-    from ..models.policy import resolve_model_files
-
-    files = resolve_model_files(
-        c.model, vocab_file=c.vocab_file, bert_config_file=c.bert_config_file, init_checkpoint=c.init_checkpoint,
-        do_lower_case=c.do_lower_case, force_casing=c.force_casing, download=c.download,
-    ).require("vocab", "config")
-    checkpoint = files.checkpoint
-    if checkpoint is not None and files.weights_format == "tf1" and c.init_checkpoint is not None:
-        from ..engine.checkpoint import resolve_checkpoint
-
-        checkpoint = resolve_checkpoint(checkpoint)
-    config = _read_bert_config(Path(files.config_file))
-    check_fits(config, files.config_file, training=c.do_train, seq_length=c.max_seq_length)
-    return _ModelSource(Path(files.vocab_file), config, checkpoint, files.weights_format, files.do_lower_case,
-                        files.name)
-
-
 # ============================================================================ data
 
 
@@ -271,7 +232,7 @@ def load_data(c: FinetuneConfig, tokenizer, progress: events.Progress | None, *,
 # ============================================================================ run description
 
 
-def make_run_info(c: FinetuneConfig, task: Task, source: _ModelSource) -> dict:
+def make_run_info(c: FinetuneConfig, task: Task, source: ModelSource) -> dict:
     """The ``bert_run.json`` mapping (file names are relative to the run folder)."""
     return {
         "format": RUN_FORMAT,
@@ -290,74 +251,6 @@ def make_run_info(c: FinetuneConfig, task: Task, source: _ModelSource) -> dict:
         "base_model": source.name,
         "init_checkpoint": source.checkpoint,
     }
-
-
-def _write_run_folder(directory: Path, info: Mapping[str, Any], source: _ModelSource) -> None:
-    """bert_run.json + vocab.txt + bert_config.json copies (:func:`bert_cli.rundir.write_run_folder`)."""
-    rundir.write_run_folder(directory, info, vocab_file=source.vocab_file, config_json=source.config.to_json())
-
-
-def _check_existing_run(output_dir: Path, info: Mapping[str, Any]) -> None:
-    """Refuse to resume a run of another task/labels/model shape in the same output_dir.
-
-    Only a run that saved a checkpoint has anything to resume: a run that failed before its
-    first checkpoint (bad options, 0 training steps) does not claim the folder.
-    """
-    old = rundir.load_run_info(output_dir)
-    if old is None or not (output_dir / "checkpoint").is_file():
-        return
-    for key in ("task", "labels", "kind", "max_seq_length"):
-        if old.get(key) != info.get(key):
-            raise UsageError(
-                f"{output_dir} holds a run with {key} {old.get(key)!r}, not {info.get(key)!r}",
-                hint="use a fresh --output-dir (or delete the old run)",
-            )
-
-
-# ============================================================================ training state
-
-
-@dataclasses.dataclass
-class _BestTracker:
-    """Best metric so far and evaluations without improvement (persisted for resume)."""
-
-    metric: str
-    lower_is_better: bool
-    best_value: float | None = None
-    best_step: int | None = None
-    bad_evals: int = 0
-    stopped_early: bool = False
-
-    def improved(self, value: float) -> bool:
-        if self.best_value is None:
-            return True
-        return value < self.best_value if self.lower_is_better else value > self.best_value
-
-    def update(self, value: float, step: int) -> bool:
-        if self.improved(value):
-            self.best_value, self.best_step, self.bad_evals = float(value), int(step), 0
-            return True
-        self.bad_evals += 1
-        return False
-
-    def save(self, directory: Path) -> None:
-        with atomic_write(directory / STATE_FILE) as fh:
-            fh.write(json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
-
-    @classmethod
-    def load(cls, directory: Path, metric: str) -> "_BestTracker":
-        tracker = cls(metric, metric in LOWER_IS_BETTER)
-        path = directory / STATE_FILE
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                data = {}
-            if data.get("metric") == metric:
-                for key in ("best_value", "best_step", "bad_evals", "stopped_early"):
-                    if key in data:
-                        setattr(tracker, key, data[key])
-        return tracker
 
 
 # ============================================================================ one run
@@ -381,27 +274,8 @@ def _eval_results(task: Task, features: ClassifierFeatures, out, global_step: in
     return results
 
 
-def _save_best(model, directory: Path, step: int, results: Mapping[str, Any], info, source) -> None:
-    """Replace ``best/`` with this model's weights (a complete model folder) atomically."""
-    from ..engine.classifier import save_weights
-
-    with atomic_directory(directory) as tmp:
-        save_weights(model, tmp / "model.ckpt", global_step=step)
-        _write_run_folder(tmp, info, source)
-        rundir.write_eval_results(tmp, results)
-
-
-def _rewrite_state_file(directory: Path, prefix_name: str) -> None:
-    """A relative ``checkpoint`` state file (a folder copied elsewhere still resolves)."""
-    with atomic_write(directory / "checkpoint") as fh:
-        fh.write(f'model_checkpoint_path: "{prefix_name}"\nall_model_checkpoint_paths: "{prefix_name}"\n')
-
-
-def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, runtime, progress) -> dict[str, Any]:
+def _run_once(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, runtime, progress) -> dict[str, Any]:
     from ..engine import classifier as engine
-    from ..engine.checkpoint import load_into
-    from ..engine.checkpoint_manager import CheckpointManager
-    from ..engine.optimization import num_warmup_steps_for
 
     task = data.task
     kind = task_kind(task)
@@ -410,11 +284,12 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
     info = make_run_info(c, task, source)
     if chief:
         output_dir.mkdir(parents=True, exist_ok=True)
-        _check_existing_run(output_dir, info)
-        _write_run_folder(output_dir, info, source)
+        training.check_existing_run(output_dir, info)
+        training.write_run_folder(output_dir, info, source)
 
     model = engine.build_model(runtime, source.config, task.num_labels, kind=kind, seed=runtime.seed,
                                random_init=True)
+    modules = [model.bert, model.head]
     summary: dict[str, Any] = {"task": task.name, "output_dir": str(output_dir), "seed": runtime.seed}
     predictor = engine.Predictor(model, jit_compile=runtime.xla, padding_multiple=runtime.padding_multiple)
 
@@ -425,144 +300,24 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
             return
         report = engine.load_initial_weights(model, source.checkpoint, source.weights_format)
         console.info(report.summary())
-        summary["init"] = {
-            "checkpoint": report.source,
-            "loaded": len(report.loaded),
-            "missing": list(report.missing),
-            "unexpected": list(report.unexpected),
-        }
+        summary["init"] = training.init_summary(report)
 
-    global_step = 0
     if c.do_train:
         assert data.train is not None
-        n_train = len(data.train)
-        num_train_steps = int(n_train / c.train_batch_size * c.num_train_epochs)
-        if c.max_steps is not None:
-            num_train_steps = min(num_train_steps, c.max_steps)
-        if num_train_steps < 1:
-            raise UsageError(
-                f"{n_train} training examples make no full batch of {c.train_batch_size} in "
-                f"{c.num_train_epochs} epochs (0 training steps)",
-                hint="lower --train-batch-size or raise --num-train-epochs",
-            )
-        options = engine.TrainOptions(
-            learning_rate=c.learning_rate,
-            num_train_steps=num_train_steps,
-            num_warmup_steps=num_warmup_steps_for(num_train_steps, c.warmup_proportion),
-            train_batch_size=c.train_batch_size,
-            accumulation_steps=c.gradient_accumulation_steps,
-            save_checkpoints_steps=c.save_checkpoints_steps,
-            keep_checkpoint_max=c.keep_checkpoint_max,
-            optimizer=c.optimizer,
-            seed=runtime.seed,
+        evaluation = _evaluation(c, task, data, predictor, output_dir, info, source, model)
+        driver = training.finetune(
+            c, runtime, model, engine.loss_fn(model), n_train=len(data.train),
+            dataset=lambda skip: engine.train_dataset(data.train, c.train_batch_size // c.gradient_accumulation_steps,
+                                                      seed=runtime.seed, skip_batches=skip,
+                                                      padding_multiple=runtime.padding_multiple),
+            load_init=load_init, progress=progress, summary=summary, evaluation=evaluation,
         )
-        trainer = engine.Trainer(runtime, model, options, output_dir)
-        resumed = trainer.restore()
-        if resumed is None:
-            load_init()
-        else:
-            console.info(f"resuming from {trainer.manager.latest()} (step {resumed} of {num_train_steps})")
-            summary["resumed_from_step"] = resumed
-        steps_per_epoch = n_train / c.train_batch_size
-        eval_every = c.eval_every_steps
-        by_epoch = eval_every is None and bool(c.eval_every_epoch or c.keep_best or c.early_stopping_patience)
-        tracker = None
-        if eval_every or by_epoch:
-            tracker = _BestTracker.load(output_dir, metric_key(c.keep_best or "eval_loss"))
-        console.info(
-            f"training: {n_train} examples, batch {c.train_batch_size}, "
-            f"{epochs_to_steps(c.num_train_epochs, n_train, c.train_batch_size, num_train_steps)} "
-            f"({options.num_warmup_steps} warmup)"
-        )
-        throughput = engine.Throughput()
-        started = time.perf_counter()
-        trained_examples = 0
-        history = []
-        if tracker is not None and tracker.stopped_early:
-            console.info(f"this run stopped early at step {trainer.global_step}; not training further")
-        else:
-            for result in trainer.steps(data.train):
-                throughput.add(result.examples)
-                trained_examples += result.examples
-                rate = throughput.rate()
-                remaining = (num_train_steps - result.step) * c.train_batch_size
-                events.emit(
-                    progress,
-                    phase="train",
-                    step=result.step,
-                    total_steps=num_train_steps,
-                    epoch=result.step / steps_per_epoch,
-                    epochs=c.num_train_epochs,
-                    loss=result.loss,
-                    learning_rate=result.learning_rate,
-                    examples_per_s=rate,
-                    eta_s=remaining / rate if rate > 0 else None,
-                )
-                due = (ends_epoch(result.step, n_train, c.train_batch_size) if by_epoch
-                       else bool(eval_every) and result.step % eval_every == 0)
-                if tracker is not None and (due or result.step >= num_train_steps):
-                    out = engine.evaluate(predictor, data.dev, c.eval_batch_size)
-                    results = _eval_results(task, data.dev, out, result.step)
-                    history.append(results)
-                    events.emit(progress, phase="eval", step=result.step, metrics=results)
-                    console.info(f"step {result.step}: " + ", ".join(
-                        f"{k} {v:.4f}" for k, v in sorted(results.items()) if k != "global_step"))
-                    assert tracker is not None
-                    if tracker.metric not in results:
-                        raise UsageError(
-                            f"unknown metric {c.keep_best!r} for --keep-best "
-                            f"(task {task.name} reports: {', '.join(available_metrics(task))})"
-                        )
-                    improved = tracker.update(float(results[tracker.metric]), result.step)
-                    if improved and c.keep_best and chief:
-                        _save_best(model, output_dir / rundir.BEST_DIR, result.step, results, info, source)
-                    if c.early_stopping_patience and tracker.bad_evals >= c.early_stopping_patience:
-                        tracker.stopped_early = True
-                        if chief:
-                            trainer.save()
-                            tracker.save(output_dir)
-                        console.info(
-                            f"early stopping at step {result.step}: no {tracker.metric} improvement in "
-                            f"{tracker.bad_evals} evaluations (best {tracker.best_value:.4f} at step {tracker.best_step})"
-                        )
-                        break
-                    if chief:
-                        tracker.save(output_dir)
-        seconds = time.perf_counter() - started
-        global_step = trainer.global_step
-        summary.update(
-            num_train_steps=num_train_steps,
-            train_examples=n_train,
-            train_seconds=seconds,
-            train_examples_per_s=trained_examples / seconds if seconds > 0 and trained_examples else None,
-            history=history,
-        )
-        if tracker is not None:
-            summary["stopped_early"] = tracker.stopped_early
-            summary["best"] = {"metric": tracker.metric, "value": tracker.best_value, "step": tracker.best_step}
-            best_dir = output_dir / rundir.BEST_DIR
-            if c.keep_best and (best_dir / "checkpoint").is_file():
-                from ..engine.checkpoint import resolve_checkpoint
-
-                report = load_into([model.bert, model.head], resolve_checkpoint(best_dir))
-                global_step = report.global_step if report.global_step is not None else global_step
-                console.info(f"restored the best weights (step {tracker.best_step}, {tracker.metric} "
-                             f"{tracker.best_value:.4f}) for the final evaluation")
+        global_step = driver.global_step
+        if c.keep_best:
+            global_step = training.restore_best(modules, output_dir, summary.get("best"), global_step)
     else:
-        latest = CheckpointManager(output_dir, {}, is_chief=False).latest() if output_dir.is_dir() else None
-        if latest is not None:
-            report = load_into([model.bert, model.head], latest)
-            global_step = report.global_step or 0
-            console.info(f"evaluating {latest}")
-            summary["checkpoint"] = latest
-        else:
-            load_init()
-            rundir.require_trained_head(summary.get("init"), output_dir, "classifier head (output_weights, output_bias)")
-            if source.checkpoint is not None and source.weights_format == "tf1":
-                from ..engine.checkpoint import list_checkpoint, read_checkpoint
-
-                if "global_step" in list_checkpoint(source.checkpoint):
-                    global_step = int(read_checkpoint(source.checkpoint, ["global_step"])["global_step"])
+        global_step = training.load_trained(modules, output_dir, summary, load_init=load_init,
+                                            head="classifier head (output_weights, output_bias)", verb="evaluating")
     summary["global_step"] = int(global_step)
 
     if c.do_eval:
@@ -593,11 +348,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
         }
 
     if chief and c.export_slim:
-        export = output_dir / rundir.EXPORT_DIR
-        with atomic_directory(export) as tmp:
-            engine.save_weights(model, tmp / "model.ckpt")
-            _rewrite_state_file(tmp, "model.ckpt")
-            _write_run_folder(tmp, info, source)
+        export = training.export_slim(modules, output_dir / rundir.EXPORT_DIR, info, source)
         summary["export"] = str(export)
         console.info(f"wrote the weights-only model folder {export}")
     if chief and c.export_saved_model:
@@ -610,6 +361,39 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
         spec = HfExportSpec(source.vocab_file, source.do_lower_case, tuple(map(str, info["labels"])), kind)
         summary["export_hf"] = export_run_modules([model.bert, model.head], c.export_hf, source.config, spec)["path"]
     return summary
+
+
+def _evaluation(c: FinetuneConfig, task: Task, data: _Data, predictor, output_dir: Path, info, source, model):
+    """The driver's periodic evaluation (every N steps or each epoch; keep-best, early stopping)."""
+    from ..engine import classifier as engine
+    from ..engine.driver import Evaluation
+
+    by_epoch = c.eval_every_steps is None and bool(c.eval_every_epoch or c.keep_best or c.early_stopping_patience)
+    if not (c.eval_every_steps or by_epoch):
+        return None
+    assert data.train is not None and data.dev is not None
+    n_train, every = len(data.train), c.eval_every_steps
+
+    def due(step: int) -> bool:
+        return ends_epoch(step, n_train, c.train_batch_size) if by_epoch else step % every == 0
+
+    def on_best(step: int, results) -> None:
+        if c.keep_best:
+            training.save_best([model.bert, model.head], output_dir / rundir.BEST_DIR, step, results, info, source)
+
+    def unknown_metric() -> Exception:
+        return UsageError(f"unknown metric {c.keep_best!r} for --keep-best "
+                          f"(task {task.name} reports: {', '.join(available_metrics(task))})")
+
+    return Evaluation(
+        evaluate=lambda step: _eval_results(task, data.dev, engine.evaluate(predictor, data.dev, c.eval_batch_size), step),
+        due=due,
+        tracker=rundir.BestTracker.load(output_dir, metric_key(c.keep_best or "eval_loss")),
+        state_dir=output_dir,
+        on_best=on_best,
+        patience=c.early_stopping_patience,
+        unknown_metric=unknown_metric,
+    )
 
 
 # ============================================================================ entry point
@@ -667,7 +451,7 @@ def run(config: FinetuneConfig, progress: events.Progress | None = None) -> dict
         return _run_all(c, source, tokenizer, data, progress)
 
 
-def _run_all(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, progress) -> dict[str, Any]:
+def _run_all(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, progress) -> dict[str, Any]:
     """Every --repeat run of one validated configuration (the output folder is locked)."""
     from ..engine.device import activity, select_runtime
 

@@ -57,7 +57,7 @@ from ..text.squad_predict import (
     write_run_info,
 )
 from ..text.tokenization import FullTokenizer
-from .finetune import resolve_model_source
+from . import training
 from .schedule import epochs_to_steps
 
 __all__ = ["SquadFinetuneConfig", "run", "TRAIN_RECORD_FILE", "TRAIN_RECORD_INFO", "TRAIN_SHUFFLE_SEED"]
@@ -251,71 +251,27 @@ def _ensure_train_records(c: SquadFinetuneConfig, featurize: FeaturizeConfig, ex
 
 def _train(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[SquadExample], tokenizer, vocab: Path,
            model, source, runtime, progress: events.Progress | None, summary: dict) -> int:
-    """Train (or resume) to num_train_steps; returns the final global_step."""
+    """Train (or resume) to num_train_steps on the one driver; returns the final global_step."""
     from ..engine import squad_model as engine
-    from ..engine.classifier import Throughput, TrainOptions
-    from ..engine.optimization import num_warmup_steps_for
 
     n_train = len(examples)
-    num_train_steps = int(n_train / c.train_batch_size * c.num_train_epochs)
-    if c.max_steps is not None:
-        num_train_steps = min(num_train_steps, c.max_steps)
-    if num_train_steps < 1:
-        raise UsageError(
-            f"{n_train} training examples make no full batch of {c.train_batch_size} in "
-            f"{c.num_train_epochs:g} epochs (0 training steps)",
-            hint="lower --train-batch-size or raise --num-train-epochs",
-        )
-    options = TrainOptions(
-        learning_rate=c.learning_rate,
-        num_train_steps=num_train_steps,
-        num_warmup_steps=num_warmup_steps_for(num_train_steps, c.warmup_proportion),
-        train_batch_size=c.train_batch_size,
-        accumulation_steps=c.gradient_accumulation_steps,
-        save_checkpoints_steps=c.save_checkpoints_steps,
-        keep_checkpoint_max=c.keep_checkpoint_max,
-        optimizer=c.optimizer,
-        seed=runtime.seed,
-    )
-    output_dir = Path(c.output_dir)
-    trainer = engine.SquadTrainer(runtime, model, options, output_dir)
-    resumed = trainer.restore()
-    if resumed is None:
-        _load_init(model, source, summary)
-    else:
-        console.info(f"resuming from {trainer.manager.latest()} (step {resumed} of {num_train_steps})")
-        summary["resumed_from_step"] = resumed
-    summary.update(num_train_steps=num_train_steps, num_warmup_steps=options.num_warmup_steps,
-                   train_examples=n_train)
-    if trainer.global_step >= num_train_steps:
-        console.info(f"training already finished (step {trainer.global_step} of {num_train_steps})")
-        return trainer.global_step
+    k = c.gradient_accumulation_steps
 
-    record, n_features = _ensure_train_records(c, featurize, examples, tokenizer, vocab,
-                                                 source.do_lower_case, progress)
-    summary["train_features"] = n_features
-    console.info(
-        f"training: {n_train} examples ({n_features} features), batch {c.train_batch_size}, "
-        f"{epochs_to_steps(c.num_train_epochs, n_train, c.train_batch_size, num_train_steps)} "
-        f"({options.num_warmup_steps} warmup)"
-    )
-    steps_per_epoch = n_train / c.train_batch_size
-    throughput = Throughput()
-    started = time.perf_counter()
-    trained = 0
-    for result in trainer.steps(record, featurize.max_seq_length):
-        throughput.add(result.examples)
-        trained += result.examples
-        rate = throughput.rate()
-        remaining = (num_train_steps - result.step) * c.train_batch_size
-        events.emit(progress, phase="train", step=result.step, total_steps=num_train_steps,
-                epoch=result.step / steps_per_epoch, epochs=c.num_train_epochs, loss=result.loss,
-                learning_rate=result.learning_rate, examples_per_s=rate,
-                eta_s=remaining / rate if rate > 0 else None)
-        summary["loss"] = result.loss
-    seconds = time.perf_counter() - started
-    summary.update(train_seconds=seconds, train_examples_per_s=trained / seconds if seconds > 0 and trained else None)
-    return trainer.global_step
+    def dataset(skip: int):
+        record, n_features = _ensure_train_records(c, featurize, examples, tokenizer, vocab, source.do_lower_case,
+                                                   progress)
+        summary["train_features"] = n_features
+        return engine.train_dataset(record, featurize.max_seq_length, c.train_batch_size // k, seed=runtime.seed,
+                                    skip_batches=skip)
+
+    def describe(steps: int, warmup: int) -> str:
+        return (f"training: {n_train} examples ({summary.get('train_features')} features), batch {c.train_batch_size}, "
+                f"{epochs_to_steps(c.num_train_epochs, n_train, c.train_batch_size, steps)} ({warmup} warmup)")
+
+    driver = training.finetune(c, runtime, model, engine.loss_fn(model), n_train=n_train, dataset=dataset,
+                               load_init=lambda: _load_init(model, source, summary), progress=progress,
+                               summary=summary, describe=describe)
+    return driver.global_step
 
 
 def _load_init(model, source, summary: dict) -> None:
@@ -327,25 +283,14 @@ def _load_init(model, source, summary: dict) -> None:
         return
     report = engine.load_initial_weights(model, source.checkpoint, source.weights_format)
     console.info(report.summary())
-    summary["init"] = {"checkpoint": report.source, "loaded": len(report.loaded), "missing": list(report.missing),
-                       "unexpected": list(report.unexpected)}
+    summary["init"] = training.init_summary(report)
 
 
 def _load_for_predict(c: SquadFinetuneConfig, model, source, summary: dict) -> None:
     """Predict-only: the newest checkpoint of output_dir, else the initial checkpoint."""
-    from ..engine import squad_model as engine
-    from ..engine.checkpoint_manager import CheckpointManager
-
-    output_dir = Path(c.output_dir)
-    latest = CheckpointManager(output_dir, {}, is_chief=False).latest() if output_dir.is_dir() else None
-    if latest is not None:
-        report = engine.load_weights(model, latest)
-        console.info(f"predicting with {latest}")
-        summary["checkpoint"] = latest
-        summary["global_step"] = int(report.global_step or 0)
-        return
-    _load_init(model, source, summary)
-    rundir.require_trained_head(summary.get("init"), output_dir, "SQuAD head (cls/squad/*)")
+    summary["global_step"] = training.load_trained(
+        [model.bert, model.head], Path(c.output_dir), summary, load_init=lambda: _load_init(model, source, summary),
+        head="SQuAD head (cls/squad/*)", verb="predicting with")
 
 
 def _predict(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[SquadExample], data: list,
@@ -417,7 +362,7 @@ def run(config: SquadFinetuneConfig, progress: events.Progress | None = None) ->
     featurize = _check_options(c)
     check_output_dir(c.output_dir)
     check_export_target(c.export_hf, keep=[c.output_dir])
-    source = resolve_model_source(c)  # type: ignore[arg-type]  # same field names as FinetuneConfig
+    source = training.resolve_model_source(c)
     tokenizer = FullTokenizer(source.vocab_file, do_lower_case=source.do_lower_case)
 
     # Read every input first: a bad file fails before any training (and before TensorFlow loads).

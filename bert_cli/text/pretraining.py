@@ -42,16 +42,16 @@ from typing import Callable, Iterator, Sequence
 from .documents import document_chars, tokenize_documents
 from .draws import randint, shuffle
 from .masking import PretrainOptions, VocabIds, create_masked_lm_predictions
-from .tfrecord import (
+from .example_proto import (
     Feature,
     feature_entry,
     float_feature,
-    frame_record,
     int64_feature,
     int64_feature_from_packed,
     packed_varints,
     varint_table,
 )
+from .tfrecord import frame_record
 
 __all__ = [
     "Instance",

@@ -465,7 +465,7 @@ def _example_features(example: SquadExample, example_index: int, tokenizer: Word
 # ----------------------------------------------------------------------------- serialization
 def feature_to_record(feature: SquadFeature, is_training: bool) -> bytes:
     """One feature as a serialized ``tf.train.Example`` in the original ``FeatureWriter`` layout."""
-    from .tfrecord import encode_example, int64_feature
+    from .example_proto import encode_example, int64_feature
 
     features = OrderedDict()
     features["unique_ids"] = int64_feature([feature.unique_id])

@@ -1,0 +1,254 @@
+"""What every fine-tuning command (classifier, SQuAD, NER) does around the one training driver.
+
+:mod:`bert_cli.engine.driver` owns the loop; this module turns a command's options into the
+driver's: the original's step counts (``num_train_steps = int(n_train / train_batch_size *
+num_train_epochs)``, capped by ``--max-steps``; ``num_warmup_steps = int(num_train_steps *
+warmup_proportion)``), ``--train-batch-size`` split into ``--gradient-accumulation-steps``
+micro-batches, resume-or-initialise, and the summary keys the commands report
+(``num_train_steps``, ``train_examples``, ``resumed_from_step``, ``train_seconds``, ...).
+
+It also owns the two ways a fine-tuned head's weights come back for inference: the newest
+checkpoint of the run folder (evaluate/predict alone) and ``best/`` (after ``--keep-best``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import console, events, rundir
+from ..errors import UsageError
+from ..fileio import atomic_directory, atomic_write, require_file
+from ..modelconfig import BertConfig, read_model_config
+from ..modelsize import check_fits
+from .schedule import epochs_to_steps
+
+__all__ = [
+    "ModelSource", "resolve_model_source", "check_existing_run", "write_run_folder", "save_best", "export_slim",
+    "num_train_steps_for", "finetune", "init_summary", "latest_checkpoint", "load_trained", "restore_best",
+]
+
+
+# ============================================================================ model files
+
+
+@dataclasses.dataclass
+class ModelSource:
+    """The resolved model of a fine-tuning run: files, config, initial weights and casing."""
+
+    vocab_file: Path
+    config: BertConfig
+    checkpoint: str | None
+    weights_format: str  # tf1 | hf | none
+    do_lower_case: bool
+    name: str
+
+
+def resolve_model_source(c) -> ModelSource:
+    """Vocab, config, initial checkpoint and casing from ``c.model`` and/or the explicit files
+    (the one policy: :func:`bert_cli.models.policy.resolve_model_files`); ``c`` is any
+    fine-tuning config (``model``, ``vocab_file``, ``bert_config_file``, ``init_checkpoint``,
+    ``do_lower_case``, ``force_casing``, ``download``, ``do_train``, ``max_seq_length``)."""
+    from ..models.policy import resolve_model_files
+
+    files = resolve_model_files(
+        c.model, vocab_file=c.vocab_file, bert_config_file=c.bert_config_file, init_checkpoint=c.init_checkpoint,
+        do_lower_case=c.do_lower_case, force_casing=c.force_casing, download=c.download,
+    ).require("vocab", "config")
+    checkpoint = files.checkpoint
+    if checkpoint is not None and files.weights_format == "tf1" and c.init_checkpoint is not None:
+        from ..engine.checkpoint import resolve_checkpoint
+
+        checkpoint = resolve_checkpoint(checkpoint)
+    config = read_model_config(require_file(Path(files.config_file), "model config"))
+    check_fits(config, files.config_file, training=c.do_train, seq_length=c.max_seq_length)
+    return ModelSource(Path(files.vocab_file), config, checkpoint, files.weights_format, files.do_lower_case,
+                       files.name)
+
+
+# ============================================================================ the run folder
+
+
+def write_run_folder(directory: Path, info: Mapping[str, Any], source: ModelSource) -> None:
+    """bert_run.json + vocab.txt + bert_config.json copies (:func:`bert_cli.rundir.write_run_folder`)."""
+    rundir.write_run_folder(directory, info, vocab_file=source.vocab_file, config_json=source.config.to_json())
+
+
+def check_existing_run(output_dir: Path, info: Mapping[str, Any]) -> None:
+    """Refuse to resume a run of another task/labels/model shape in the same output_dir.
+
+    Only a run that saved a checkpoint has anything to resume: a run that failed before its
+    first checkpoint (bad options, 0 training steps) does not claim the folder.
+    """
+    old = rundir.load_run_info(output_dir)
+    if old is None or not (output_dir / "checkpoint").is_file():
+        return
+    for key in ("task", "labels", "kind", "max_seq_length"):
+        if old.get(key) != info.get(key):
+            raise UsageError(
+                f"{output_dir} holds a run with {key} {old.get(key)!r}, not {info.get(key)!r}",
+                hint="use a fresh --output-dir (or delete the old run)",
+            )
+
+
+def save_best(modules: list, directory: Path, step: int, results: Mapping[str, Any], info, source) -> None:
+    """Replace ``best/`` with these weights (a complete model folder) atomically."""
+    from ..engine.checkpoint import save_model
+
+    with atomic_directory(directory) as tmp:
+        save_model(modules, tmp / "model.ckpt", global_step=step)
+        write_run_folder(tmp, info, source)
+        rundir.write_eval_results(tmp, results)
+
+
+def export_slim(modules: list, directory: Path, info, source) -> Path:
+    """``export/``: weights only (no optimizer slots) + the run folder files, atomically."""
+    from ..engine.checkpoint import save_model
+
+    with atomic_directory(directory) as tmp:
+        save_model(modules, tmp / "model.ckpt")
+        with atomic_write(tmp / "checkpoint") as fh:  # relative: a copied folder still resolves
+            fh.write('model_checkpoint_path: "model.ckpt"\nall_model_checkpoint_paths: "model.ckpt"\n')
+        write_run_folder(tmp, info, source)
+    return directory
+
+
+# ============================================================================ training
+
+
+def num_train_steps_for(n_train: int, train_batch_size: int, num_train_epochs: float, max_steps: int | None) -> int:
+    """The original's ``int(n_train / train_batch_size * num_train_epochs)``, capped by ``max_steps``;
+    a run of 0 steps is a usage error."""
+    steps = int(n_train / train_batch_size * num_train_epochs)
+    if max_steps is not None:
+        steps = min(steps, max_steps)
+    if steps < 1:
+        raise UsageError(
+            f"{n_train} training examples make no full batch of {train_batch_size} in "
+            f"{num_train_epochs:g} epochs (0 training steps)",
+            hint="lower --train-batch-size or raise --num-train-epochs",
+        )
+    return steps
+
+
+def init_summary(report) -> dict[str, Any] | None:
+    """The ``init`` entry of a run summary from a :class:`~bert_cli.engine.checkpoint.LoadReport`."""
+    if report is None:
+        return None
+    return {"checkpoint": report.source, "loaded": len(report.loaded), "missing": list(report.missing),
+            "unexpected": list(report.unexpected)}
+
+
+def finetune(c, runtime, model, loss_fn, *, n_train: int, dataset: Callable[[int], Any],
+             load_init: Callable[[], None], progress: events.Progress | None, summary: dict,
+             evaluation=None, describe: Callable[[int, int], str] | None = None):
+    """Train ``model`` on the driver as fine-tuning command ``c`` says; returns the driver.
+
+    ``c`` has the original's training fields (``learning_rate``, ``train_batch_size``,
+    ``num_train_epochs``, ``warmup_proportion``, ``save_checkpoints_steps``,
+    ``keep_checkpoint_max``, ``gradient_accumulation_steps``, ``optimizer``, ``max_steps``,
+    ``output_dir``). ``dataset(skip)`` gives the training micro-batches from micro-batch
+    ``skip`` on; it is only called when there are steps left to run. ``load_init()`` loads the
+    initial weights when there is no checkpoint to resume. ``describe(steps, warmup)`` is the
+    one log line that announces the training.
+    """
+    from ..engine.driver import Driver, TrainOptions
+    from ..engine.optimization import num_warmup_steps_for
+
+    k = c.gradient_accumulation_steps
+    if c.train_batch_size % k:
+        raise UsageError(
+            f"--train-batch-size {c.train_batch_size} is not a multiple of --gradient-accumulation-steps {k}",
+            hint=f"use a train batch size that is a multiple of {k}",
+        )
+    total = num_train_steps_for(n_train, c.train_batch_size, c.num_train_epochs, c.max_steps)
+    options = TrainOptions(
+        learning_rate=c.learning_rate,
+        num_train_steps=total,
+        num_warmup_steps=num_warmup_steps_for(total, c.warmup_proportion),
+        micro_batch_size=c.train_batch_size // k,
+        accumulation_steps=k,
+        save_checkpoints_steps=c.save_checkpoints_steps,
+        keep_checkpoint_max=c.keep_checkpoint_max,
+        optimizer=c.optimizer,
+        log_every_steps=1,
+        examples_per_epoch=n_train,
+        epochs=c.num_train_epochs,
+    )
+    driver = Driver(runtime, model, loss_fn, options, Path(c.output_dir))
+    resumed = driver.restore()
+    if resumed is None:
+        load_init()
+    else:
+        console.info(f"resuming from {driver.resumed_from} (step {resumed} of {total})")
+        summary["resumed_from_step"] = resumed
+    summary.update(num_train_steps=total, num_warmup_steps=options.num_warmup_steps, train_examples=n_train)
+
+    def announced(skip: int):
+        data = dataset(skip)
+        line = describe(total, options.num_warmup_steps) if describe is not None else (
+            f"training: {n_train} examples, batch {c.train_batch_size}, "
+            f"{epochs_to_steps(c.num_train_epochs, n_train, c.train_batch_size, total)} "
+            f"({options.num_warmup_steps} warmup)")
+        console.info(line)
+        return data
+
+    result = driver.train(announced, progress, evaluation=evaluation)
+    seconds = result.get("seconds") or 0.0
+    trained = result["steps_run"] * c.train_batch_size
+    summary.update(
+        train_seconds=seconds,
+        train_examples_per_s=trained / seconds if seconds > 0 and trained else None,
+        history=result["history"],
+    )
+    if result["steps_run"]:
+        summary["loss"] = result["final_loss"]
+    for key in ("stopped_early", "best"):
+        if key in result:
+            summary[key] = result[key]
+    return driver
+
+
+def latest_checkpoint(output_dir: Path) -> str | None:
+    """The newest complete checkpoint of a run folder, or None."""
+    from ..engine.checkpoint_manager import CheckpointManager
+
+    output_dir = Path(output_dir)
+    return CheckpointManager(output_dir, {}, is_chief=False).latest() if output_dir.is_dir() else None
+
+
+def load_trained(modules: list, output_dir: Path, summary: dict, *, load_init: Callable[[], None], head: str,
+                 verb: str = "evaluating") -> int:
+    """Weights for evaluating/predicting without training: the run folder's newest checkpoint,
+    else the initial checkpoint when it has a trained ``head`` (a random head is refused).
+    Returns the ``global_step`` to report."""
+    from ..engine.checkpoint import list_checkpoint, load_into, read_checkpoint
+
+    latest = latest_checkpoint(output_dir)
+    if latest is not None:
+        report = load_into(modules, latest)
+        console.info(f"{verb} {latest}")
+        summary["checkpoint"] = latest
+        return int(report.global_step or 0)
+    load_init()
+    rundir.require_trained_head(summary.get("init"), Path(output_dir), head)
+    init = summary["init"]["checkpoint"] if summary.get("init") else None
+    if init is not None and Path(str(init) + ".index").is_file() and "global_step" in list_checkpoint(init):
+        return int(read_checkpoint(init, ["global_step"])["global_step"])
+    return 0
+
+
+def restore_best(modules: list, output_dir: Path, tracker_best: dict | None, global_step: int) -> int:
+    """Load ``best/`` (``--keep-best``) for the final evaluation/prediction; its global_step."""
+    from ..engine.checkpoint import load_into, resolve_checkpoint
+
+    best_dir = Path(output_dir) / rundir.BEST_DIR
+    if not (best_dir / "checkpoint").is_file():
+        return global_step
+    report = load_into(modules, resolve_checkpoint(best_dir))
+    if tracker_best:
+        console.info(f"restored the best weights (step {tracker_best['step']}, {tracker_best['metric']} "
+                     f"{tracker_best['value']:.4f}) for the final evaluation")
+    return report.global_step if report.global_step is not None else global_step
