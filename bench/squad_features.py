@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
           + (f" (with serialization, {n_bytes / 2**20:.1f} MiB of records)" if args.serialize else ""))
 
     if args.predict:
-        from bert_cli.text.squad_predict import PredictionConfig, RawResult, write_predictions
+        from bert_cli.text.squad_logits import RawResult
+        from bert_cli.text.squad_predict import PredictionConfig, write_predictions
 
         rng = random.Random(0)
         pool = [[rng.gauss(0, 1) for _ in range(args.max_seq_length)] for _ in range(257)]

@@ -22,7 +22,7 @@ from bert_cli.ops import squad_threshold  # noqa: E402
 from bert_cli.text import squad_metrics  # noqa: E402
 from bert_cli.text.squad import convert_examples_to_features, read_squad_examples  # noqa: E402
 from bert_cli.text.squad_metrics import normalize_answer  # noqa: E402
-from bert_cli.text.squad_predict import read_raw_logits  # noqa: E402
+from bert_cli.text.squad_logits import read_raw_logits  # noqa: E402
 from bert_cli.text.vocab import packaged_vocab_path  # noqa: E402
 
 VOCAB = packaged_vocab_path()

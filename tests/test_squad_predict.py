@@ -17,20 +17,17 @@ from bert_cli.text.squad import (
     convert_examples_to_features,
     read_squad_examples,
 )
+from bert_cli.text.squad_logits import RawLogitsWriter, RawResult, read_raw_logits, write_raw_logits
 from bert_cli.text.squad_predict import (
     PredictionConfig,
-    RawLogitsWriter,
-    RawResult,
     apply_threshold,
     compute_softmax,
     detokenize,
     get_best_indexes,
     get_final_text,
     predictions_from_logits,
-    read_raw_logits,
     write_prediction_files,
     write_predictions,
-    write_raw_logits,
 )
 
 # "Steve Smith's dog ran (fast)." as the original would featurize it for the question "who"

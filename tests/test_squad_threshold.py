@@ -13,14 +13,13 @@ from bert_cli.errors import InputError, NotFoundError, UsageError
 from bert_cli.ops.squad_threshold import SquadThresholdConfig, read_run_info, run
 from bert_cli.text import squad_metrics
 from bert_cli.text.squad import FeaturizeConfig, convert_examples_to_features, read_squad_examples
+from bert_cli.text.squad_logits import RawResult, write_raw_logits
 from bert_cli.text.squad_predict import (
     PredictionConfig,
-    RawResult,
     apply_threshold,
     make_run_info,
     write_prediction_files,
     write_predictions,
-    write_raw_logits,
     write_run_info,
 )
 

@@ -13,7 +13,7 @@ original's ``input_fn_builder``: ``repeat -> shuffle(100) -> batch(drop_remainde
 
 Prediction streams: :meth:`SquadPredictor.raw_results` batches any iterable of
 :class:`~bert_cli.text.squad.SquadFeature` (e.g. the featurization generator) and yields one
-:class:`~bert_cli.text.squad_predict.RawResult` per feature, in order, so the whole feature
+:class:`~bert_cli.text.squad_logits.RawResult` per feature, in order, so the whole feature
 set of a large predict file is never held in memory.
 
 Dimension legend: B batch, S sequence, H hidden.
@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..modelconfig import BertConfig
-from ..text.squad_predict import RawResult
+from ..text.squad_logits import RawResult
 from .checkpoint import LoadReport, load_into, tf1_names
 from .heads import SquadHead, squad_loss
 from .model import BertModel

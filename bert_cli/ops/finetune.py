@@ -285,7 +285,7 @@ def _run_once(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, ru
     if chief:
         output_dir.mkdir(parents=True, exist_ok=True)
         training.check_existing_run(output_dir, info)
-        training.write_run_folder(output_dir, info, source)
+        training.write_run_files(output_dir, info, source)
 
     model = engine.build_model(runtime, source.config, task.num_labels, kind=kind, seed=runtime.seed,
                                random_init=True)

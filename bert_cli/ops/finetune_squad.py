@@ -46,12 +46,10 @@ from ..models.hf_files import check_export_target
 from ..text import squad_metrics
 from ..text.squad import FeaturizeConfig, ReadStats, SquadExample, convert_examples_to_features, load_squad_json
 from ..text.squad import question_ids, read_squad_examples, write_features
+from ..text.squad_logits import RAW_LOGITS_FILE, RawLogitsWriter, read_raw_logits
 from ..text.squad_predict import (
-    RAW_LOGITS_FILE,
     PredictionConfig,
-    RawLogitsWriter,
     make_run_info,
-    read_raw_logits,
     write_prediction_files,
     write_predictions,
     write_run_info,

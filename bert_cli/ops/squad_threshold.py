@@ -33,10 +33,10 @@ from ..errors import InputError, NotFoundError, UsageError
 from ..fileio import atomic_write, check_output_dir
 from ..text import squad_metrics
 from ..text.squad import FeaturizeConfig, question_ids
+from ..text.squad_logits import RAW_LOGITS_FILE
 from ..text.squad_predict import (
     NULL_ODDS_FILE,
     PREDICTIONS_FILE,
-    RAW_LOGITS_FILE,
     PredictionConfig,
     predictions_from_logits,
     write_run_info,

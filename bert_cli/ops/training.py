@@ -26,7 +26,7 @@ from ..modelsize import check_fits
 from .schedule import epochs_to_steps
 
 __all__ = [
-    "ModelSource", "resolve_model_source", "check_existing_run", "write_run_folder", "save_best", "export_slim",
+    "ModelSource", "resolve_model_source", "check_existing_run", "write_run_files", "save_best", "export_slim",
     "num_train_steps_for", "finetune", "init_summary", "latest_checkpoint", "load_trained", "restore_best",
 ]
 
@@ -71,7 +71,7 @@ def resolve_model_source(c) -> ModelSource:
 # ============================================================================ the run folder
 
 
-def write_run_folder(directory: Path, info: Mapping[str, Any], source: ModelSource) -> None:
+def write_run_files(directory: Path, info: Mapping[str, Any], source: ModelSource) -> None:
     """bert_run.json + vocab.txt + bert_config.json copies (:func:`bert_cli.rundir.write_run_folder`)."""
     rundir.write_run_folder(directory, info, vocab_file=source.vocab_file, config_json=source.config.to_json())
 
@@ -99,7 +99,7 @@ def save_best(modules: list, directory: Path, step: int, results: Mapping[str, A
 
     with atomic_directory(directory) as tmp:
         save_model(modules, tmp / "model.ckpt", global_step=step)
-        write_run_folder(tmp, info, source)
+        write_run_files(tmp, info, source)
         rundir.write_eval_results(tmp, results)
 
 
@@ -111,7 +111,7 @@ def export_slim(modules: list, directory: Path, info, source) -> Path:
         save_model(modules, tmp / "model.ckpt")
         with atomic_write(tmp / "checkpoint") as fh:  # relative: a copied folder still resolves
             fh.write('model_checkpoint_path: "model.ckpt"\nall_model_checkpoint_paths: "model.ckpt"\n')
-        write_run_folder(tmp, info, source)
+        write_run_files(tmp, info, source)
     return directory
 
 
