@@ -22,4 +22,4 @@ for name, module, cls in (
     ("squad-threshold", squad_threshold, OriginalFlagsCommand),
     ("tokenize", tokenize, OriginalFlagsCommand),
 ):
-    app.command(name, cls=cls, epilog=module.EPILOG)(guarded(getattr(module, name.replace("-", "_"))))
+    app.command(name, cls=cls, epilog=module.EPILOG)(guarded(getattr(module, name.replace("-", "_")), f"bert {name}"))

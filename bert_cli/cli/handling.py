@@ -119,9 +119,11 @@ def os_error_exit(err: OSError) -> int:
     return EXIT_FAILED
 
 
-def guarded(command: Callable) -> Callable:
+def guarded(command: Callable, path: str | None = None) -> Callable:
     """Wrap a command so a BertError exits with its code after :func:`report`, and an OSError
-    as :func:`os_error_exit` says (``BERT_DEBUG=1``: re-raise, except a closed stdout pipe)."""
+    as :func:`os_error_exit` says (``BERT_DEBUG=1``: re-raise, except a closed stdout pipe).
+    A usage error without a hint gets ``see PATH --help`` (``path``: ``bert finetune``), as
+    Click's own usage errors do (:func:`report_usage`)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -131,6 +133,8 @@ def guarded(command: Callable) -> Callable:
         except BertError as err:
             if debug:
                 raise
+            if path is not None and isinstance(err, UsageError) and not err.hint:
+                err.hint = f"see {path} --help"
             report(err)
             raise typer.Exit(err.exit_code) from None
         except OSError as err:
