@@ -84,9 +84,9 @@ class Spec:
                 return f"a positive {kind}"
             if low == 0:
                 return f"a non-negative {kind}"
-            return f"{article} {kind} {'>' if self.low_open else '>='} {_num(low)}"
+            return f"{'more than' if self.low_open else 'at least'} {_num(low)}"
         if high is not None:
-            return f"{article} {kind} {'<' if self.high_open else '<='} {_num(high)}"
+            return f"{'less than' if self.high_open else 'at most'} {_num(high)}"
         return f"{article} {kind}" if self.integer else "a finite number"
 
     def check(self, value: Any) -> None:
