@@ -53,7 +53,7 @@ def make(tmp_path, steps: int = 6, *, k: int = 1, save: int = 2, log: int = 1):
         model = Toy()
     options = TrainOptions(learning_rate=0.05, num_train_steps=steps, num_warmup_steps=0, micro_batch_size=2,
                            accumulation_steps=k, save_checkpoints_steps=save, keep_checkpoint_max=None,
-                           log_every_steps=log, examples_per_epoch=8, epochs=steps * 2 * k / 8)
+                           optimizer="adamw", log_every_steps=log, examples_per_epoch=8, epochs=steps * 2 * k / 8)
     return Driver(runtime, model, model.loss, options, tmp_path / "run"), model
 
 
@@ -127,6 +127,7 @@ def test_a_batch_that_does_not_split_over_the_replicas_is_a_usage_error(tmp_path
     runtime = select_runtime("cpu", "fp32", False, 0)
     with runtime.scope():
         model = Toy()
-    options = TrainOptions(learning_rate=0.1, num_train_steps=1, num_warmup_steps=0, micro_batch_size=0)
+    options = TrainOptions(learning_rate=0.1, num_train_steps=1, num_warmup_steps=0, micro_batch_size=0,
+                           accumulation_steps=1, save_checkpoints_steps=1, keep_checkpoint_max=1, optimizer="adamw")
     with pytest.raises(UsageError, match="cannot be split"):
         Driver(runtime, model, model.loss, options, tmp_path)

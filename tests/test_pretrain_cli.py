@@ -41,5 +41,6 @@ def test_unknown_model_is_exit_3(tmp_path, monkeypatch):
     monkeypatch.setenv("BERT_CACHE", str(tmp_path / "cache"))
     result = CliRunner().invoke(app, [
         "pretrain", "--input-file", "x", "--output-dir", str(tmp_path / "run"), "--model", "no-such-model",
+        "--do-train",  # (options are checked first: without --do-train/--do-eval it is a usage error)
     ])
     assert result.exit_code == 3

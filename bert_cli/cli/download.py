@@ -32,36 +32,49 @@ def _complete_cached(incomplete: str) -> list[str]:
     return [n for n in cache.entries(MODELS) + cache.entries(DATASETS) if n.startswith(incomplete)]
 
 
+_CACHE = "Cache"
+_SOURCE = "Source (the Hub, a local folder, .zip or URL)"
+
+EPILOG = """Examples:
+
+  bert download --list
+
+  bert download uncased-base glue-mrpc
+"""
+
+
 def download(
     names: Optional[list[str]] = typer.Argument(
         None,
+        metavar="NAME|DIR|URL",
         help="Catalogue models (uncased-base, tiny, ...), datasets (glue-mrpc, squad-v1.1, ...), "
         "or a local model folder / .zip / URL to install.",
         autocompletion=_complete_name,
         show_default=False,
     ),
-    list_: bool = typer.Option(False, "--list", "-l", help="Print the catalogue and what is cached."),
-    json_output: bool = typer.Option(False, "--json", help="Print results as JSON on stdout (for scripts)."),
+    list_: bool = options.flag("--list", "-l", panel=_CACHE, help="Print the catalogue and what is cached."),
+    json_output: bool = options.flag("--json", panel=options.OUTPUT_PANEL, help="Print results as JSON on stdout (for scripts)."),
     source: Source = typer.Option(
-        Source.auto, "--source", help="google: the original zip; hf: the Hugging Face Hub mirror; auto: Google, else the Hub."
+        Source.auto, "--source", metavar="SOURCE", rich_help_panel=_SOURCE, help="google: the original zip; hf: the Hugging Face Hub mirror; auto: Google, else the Hub."
     ),
-    force: bool = typer.Option(False, "--force", "-f", help="Download again even if cached (replaces the cached copy)."),
+    force: bool = options.flag("--force", "-f", panel=_CACHE, help="Download again even if cached (replaces the cached copy)."),
     remove: Optional[list[str]] = typer.Option(
-        None, "--remove", metavar="NAME", help="Delete a cached model or dataset.", autocompletion=_complete_cached
+        None, "--remove", metavar="NAME", rich_help_panel=_CACHE, help="Delete a cached model or dataset.", autocompletion=_complete_cached
     ),
     verify: Optional[list[str]] = typer.Option(
-        None, "--verify", metavar="NAME", help="Re-check the sha256 of every file of a cached model or dataset.",
+        None, "--verify", metavar="NAME", rich_help_panel=_CACHE, help="Re-check the sha256 of every file of a cached model or dataset.",
         autocompletion=_complete_cached,
     ),
-    name: Optional[str] = typer.Option(None, "--name", help="Cache name for a local folder, .zip or URL (default: its file name)."),
-    sha256: Optional[str] = typer.Option(None, "--sha256", help="Expected sha256 of a .zip URL; a mismatch is refused."),
-    do_lower_case: Optional[bool] = typer.Option(
-        None,
+    name: Optional[str] = typer.Option(None, "--name", metavar="NAME", rich_help_panel=_SOURCE, help="Cache name for a local folder, .zip or URL (default: its file name)."),
+    sha256: Optional[str] = typer.Option(None, "--sha256", metavar="HEX", rich_help_panel=_SOURCE, help="Expected sha256 of a .zip URL; a mismatch is refused."),
+    do_lower_case: Optional[bool] = options.flag(
         "--do-lower-case/--no-do-lower-case",
+        default=None,
+        panel=_SOURCE,
         help="Record the casing of a local folder, .zip or URL model (catalogue models know theirs).",
     ),
-    revision: str = typer.Option("main", "--revision", help="Hub revision (branch, tag or commit) for --source hf."),
-    offline: bool = typer.Option(False, "--offline", help="Only report what is cached; never touch the network."),
+    revision: str = typer.Option("main", "--revision", metavar="REV", rich_help_panel=_SOURCE, help="Hub revision (branch, tag or commit) for --source hf."),
+    offline: bool = options.flag("--offline", panel=_CACHE, help="Only report what is cached; never touch the network."),
     export_hf: Optional[Tuple[str, Path]] = options.DOWNLOAD_EXPORT_HF,
 ) -> None:
     """Download models and datasets into the cache; print their folders on stdout.

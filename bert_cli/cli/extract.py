@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from ..ops import option_specs as S
 from . import options
 
 
@@ -23,9 +24,18 @@ class Pooling(str, Enum):
     pooler = "pooler"
 
 
+EPILOG = """Examples:
+
+  echo 'Hello world ||| Second sentence' | bert extract -m uncased-base --layers -1
+
+  bert extract sentences.txt -m uncased-base --pooling mean -f npz -o vectors.npz
+"""
+
+
 def extract(
-    files: Optional[list[Path]] = typer.Argument(None, help="Input: one sentence or 'A ||| B' pair per line ('-' or nothing: stdin).", show_default=False),
-    input_file: Optional[Path] = typer.Option(None, "--input-file", "-i", help="Input file (the original's flag; same as the argument)."),
+    files: Optional[list[Path]] = typer.Argument(None, metavar="FILE", help="Input: one sentence or 'A ||| B' pair per line ('-' or nothing: stdin).", show_default=False),
+    input_file: Optional[Path] = typer.Option(None, "--input-file", "-i", metavar="FILE", rich_help_panel=options.DATA_PANEL, help="Input file (the original's flag; same as the argument)."),
+    max_seq_length: int = options.option(S.MAX_SEQ_LENGTH, panel=options.DATA_PANEL, help="Tokens per line, with [CLS]/[SEP]."),
     model: Optional[str] = options.MODEL,
     download: bool = options.DOWNLOAD,
     vocab_file: Optional[Path] = options.VOCAB_FILE,
@@ -33,22 +43,14 @@ def extract(
     init_checkpoint: Optional[str] = options.INIT_CHECKPOINT,
     do_lower_case: Optional[bool] = options.DO_LOWER_CASE,
     force_casing: bool = options.FORCE_CASING,
-    layers: Optional[str] = typer.Option(None, "--layers", help="Comma list of layer indexes; negative from the top (default -1,-2,-3,-4; with --pooling: -1)."),
-    max_seq_length: int = typer.Option(128, "--max-seq-length", min=3),
-    batch_size: int = typer.Option(8, "--batch-size", min=1),
-    output_format: ExtractFormat = typer.Option(ExtractFormat.jsonl, "--format", "-f", help="jsonl: the original's JSON lines; npz: compact float32 arrays (needs --output)."),
-    pooling: Optional[Pooling] = typer.Option(None, "--pooling", help="One vector per line instead of per token: cls, mean (over real tokens) or pooler."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", "--output-file", help="Write here (atomically) instead of stdout."),
+    layers: Optional[str] = typer.Option(None, "--layers", metavar="LIST", rich_help_panel=options.OUTPUT_PANEL, help="Comma list of layer indexes; negative from the top (default -1,-2,-3,-4; with --pooling: -1)."),
+    pooling: Optional[Pooling] = typer.Option(None, "--pooling", metavar="cls|mean|pooler", rich_help_panel=options.OUTPUT_PANEL, help="One vector per line instead of per token: cls, mean (over real tokens) or pooler."),
+    output_format: ExtractFormat = typer.Option(ExtractFormat.jsonl, "--format", "-f", metavar="jsonl|npz", rich_help_panel=options.OUTPUT_PANEL, help="jsonl: the original's JSON lines; npz: compact float32 arrays (needs --output)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", "--output-file", metavar="FILE", rich_help_panel=options.OUTPUT_PANEL, help="Write here (atomically) instead of stdout."),
+    batch_size: int = options.option(S.EXTRACT_BATCH_SIZE, panel=options.DEVICE_PANEL, help="Lines per model call."),
     device: str = options.DEVICE,
-    precision: str = typer.Option("fp32", "--precision", help="fp32 (default, exact values) | bf16 | fp16 | auto."),
+    precision: str = options.option(S.EXTRACT_PRECISION, metavar="NAME", panel=options.DEVICE_PANEL, help="fp32 (default, exact values) | bf16 | fp16 | auto."),
     xla: Optional[bool] = options.EXTRACT_XLA,
-    use_tpu: bool = options.USE_TPU,
-    tpu_name: Optional[str] = options.TPU_NAME,
-    tpu_zone: Optional[str] = options.TPU_ZONE,
-    gcp_project: Optional[str] = options.GCP_PROJECT,
-    master: Optional[str] = options.MASTER,
-    num_tpu_cores: Optional[int] = options.NUM_TPU_CORES,
-    use_one_hot_embeddings: bool = options.USE_ONE_HOT_EMBEDDINGS,
 ) -> None:
     """Extract per-token hidden states (or pooled sentence vectors) from a BERT model.
 
@@ -58,12 +60,6 @@ def extract(
     from .. import console
     from ..fileio import naming_errors
     from ..ops import extract as ex
-    from . import original_flags
-
-    device = original_flags.apply(
-        device, use_tpu=use_tpu, tpu_name=tpu_name, master=master, tpu_zone=tpu_zone, gcp_project=gcp_project,
-        num_tpu_cores=num_tpu_cores, use_one_hot_embeddings=use_one_hot_embeddings,
-    )
 
     paths = [str(p) for p in (files or [])] + ([str(input_file)] if input_file else [])
     if model is not None and download:

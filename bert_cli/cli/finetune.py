@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ..ops import option_specs as S
 from ..text.task_names import FINETUNE_TASKS, SQUAD
 from . import options
 
@@ -15,9 +16,20 @@ def _complete_task(incomplete: str) -> list[str]:
     return [t for t in FINETUNE_TASKS if t.startswith(incomplete.lower())]
 
 
+EPILOG = """Examples:
+
+  bert finetune mrpc --model uncased-base --do-train --do-eval -o runs/mrpc
+
+  bert finetune squad -m uncased-base --do-train --do-predict --train-file train-v1.1.json --predict-file dev-v1.1.json -o runs/squad
+"""
+
+_TASK_DATA = "Data (csv/tsv/jsonl tasks)"
+_SQUAD = "SQuAD (finetune squad)"
+
+
 def finetune(
-    task: Optional[str] = typer.Argument(None, help=f"Task: {', '.join(FINETUNE_TASKS)} (csv/tsv/jsonl: your own data).", autocompletion=_complete_task, show_default=False),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with train/dev/test files (default for GLUE tasks: the downloaded dataset)."),
+    task: Optional[str] = typer.Argument(None, metavar="TASK", help=f"Task: {', '.join(FINETUNE_TASKS)} (csv/tsv/jsonl: your own data).", autocompletion=_complete_task, show_default=False),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", metavar="DIR", rich_help_panel=options.DATA_PANEL, help="Folder with train/dev/test files (default for GLUE tasks: the downloaded dataset)."),
     output_dir: Path = options.OUTPUT_DIR,
     model: Optional[str] = options.MODEL,
     download: bool = options.DOWNLOAD,
@@ -26,60 +38,52 @@ def finetune(
     init_checkpoint: Optional[str] = options.INIT_CHECKPOINT,
     do_lower_case: Optional[bool] = options.DO_LOWER_CASE,
     force_casing: bool = options.FORCE_CASING,
-    do_train: bool = typer.Option(False, "--do-train", help="Train on train split."),
-    do_eval: bool = typer.Option(False, "--do-eval", help="Evaluate on dev; write eval_results.txt."),
-    do_predict: bool = typer.Option(False, "--do-predict", help="Predict test; write test_results.tsv."),
-    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", min=3, help="Default: 128 (squad: 384)."),
-    train_batch_size: int = typer.Option(32, "--train-batch-size", min=1),
-    eval_batch_size: int = typer.Option(8, "--eval-batch-size", min=1),
-    predict_batch_size: int = typer.Option(8, "--predict-batch-size", min=1),
-    learning_rate: float = typer.Option(5e-5, "--learning-rate", min=0.0),
-    num_train_epochs: float = typer.Option(3.0, "--num-train-epochs", min=0.0),
-    warmup_proportion: float = typer.Option(0.1, "--warmup-proportion", min=0.0, max=1.0),
-    save_checkpoints_steps: int = typer.Option(1000, "--save-checkpoints-steps", min=1),
+    do_train: bool = options.DO_TRAIN,
+    do_eval: bool = options.flag("--do-eval", panel=options.TRAINING_PANEL, help="Evaluate on dev; write eval_results.txt."),
+    do_predict: bool = options.flag("--do-predict", panel=options.TRAINING_PANEL, help="Predict test; write test_results.tsv (squad: predictions.json)."),
+    max_seq_length: Optional[int] = options.option(S.MAX_SEQ_LENGTH, default=None, panel=options.DATA_PANEL, help=f"Default: {S.MAX_SEQ_LENGTH.default} (squad: {S.SQUAD_MAX_SEQ_LENGTH.default})."),
+    train_batch_size: int = options.TRAIN_BATCH_SIZE,
+    eval_batch_size: int = options.EVAL_BATCH_SIZE,
+    predict_batch_size: int = options.PREDICT_BATCH_SIZE,
+    learning_rate: float = options.LEARNING_RATE,
+    num_train_epochs: float = options.option(S.NUM_TRAIN_EPOCHS, panel=options.OPTIMIZER_PANEL, help="Epochs over the training data."),
+    warmup_proportion: float = options.option(S.WARMUP_PROPORTION, panel=options.OPTIMIZER_PANEL, help="Share of the steps with a linear warmup."),
+    save_checkpoints_steps: int = options.SAVE_CHECKPOINTS_STEPS,
     keep_checkpoints: int = options.KEEP_CHECKPOINTS,
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after N optimizer steps (shortened runs)."),
-    eval_every_steps: Optional[int] = typer.Option(None, "--eval-every-steps", min=1, help="Evaluate on dev every N steps."),
-    eval_every_epoch: bool = typer.Option(False, "--eval-every-epoch", help="Evaluate on dev after each epoch."),
-    keep_best: Optional[str] = typer.Option(None, "--keep-best", help="Keep the best checkpoint by this dev metric (accuracy, f1, mcc, eval_loss, ...) in best/."),
-    early_stopping_patience: Optional[int] = typer.Option(None, "--early-stopping-patience", min=1, help="Stop after N evaluations without improvement."),
-    export_slim: bool = typer.Option(False, "--export-slim", help="Also write weights-only export/ (no Adam slots, 3x smaller)."),
-    export_saved_model: bool = typer.Option(False, "--export-saved-model", help="Also write a TensorFlow SavedModel."),
-    export_hf: Optional[Path] = options.EXPORT_HF,
-    repeat: int = typer.Option(1, "--repeat", min=1, help="Run K times with seeds seed, seed+1, ...; report mean and spread."),
-    language: Optional[str] = typer.Option(None, "--language", help="xnli: the language (default zh)."),
-    text_a_column: Optional[str] = typer.Option(None, "--text-a-column", help="csv/tsv/jsonl: column (name or 0-based index) of the text."),
-    text_b_column: Optional[str] = typer.Option(None, "--text-b-column", help="csv/tsv/jsonl: column of the second text (pairs)."),
-    label_column: Optional[str] = typer.Option(None, "--label-column", help="csv/tsv/jsonl: column of the label."),
-    header: Optional[bool] = typer.Option(None, "--header/--no-header", help="csv/tsv: the first row is a header (default: yes)."),
-    label_separator: Optional[str] = typer.Option(None, "--label-separator", help="csv/tsv: separator of several labels in one cell (multi-label)."),
-    multilabel: Optional[bool] = typer.Option(None, "--multilabel/--no-multilabel", help="csv/tsv/jsonl: several labels per example."),
-    regression: Optional[bool] = typer.Option(None, "--regression/--no-regression", help="csv/tsv/jsonl: the label is a number."),
-    train_file: Optional[Path] = typer.Option(None, "--train-file", help="squad: SQuAD JSON to train on (train-v1.1.json)."),
-    predict_file: Optional[Path] = typer.Option(None, "--predict-file", help="squad: SQuAD JSON to predict (dev-v1.1.json); scored when it has answers."),
-    version_2_with_negative: bool = typer.Option(False, "--version-2-with-negative", help="squad: SQuAD 2.0 (unanswerable questions)."),
-    doc_stride: int = typer.Option(128, "--doc-stride", min=1, help="squad: stride of the sliding document windows."),
-    max_query_length: int = typer.Option(64, "--max-query-length", min=1, help="squad: questions are cut to this many tokens."),
-    n_best_size: int = typer.Option(20, "--n-best-size", min=1, help="squad: n-best answers per question."),
-    max_answer_length: int = typer.Option(30, "--max-answer-length", min=1, help="squad: longest answer in tokens."),
-    null_score_diff_threshold: float = typer.Option(0.0, "--null-score-diff-threshold", help="squad 2.0: predict no answer when null score - best > this."),
-    first_answer_only: bool = typer.Option(False, "--first-answer-only", help="squad: train on the first of several gold answers (dev-style files)."),
-    device: str = options.DEVICE,
-    precision: str = options.PRECISION,
-    xla: Optional[bool] = options.XLA,
+    max_steps: Optional[int] = options.MAX_STEPS,
+    eval_every_steps: Optional[int] = options.option(S.EVAL_EVERY_STEPS, panel=options.TRAINING_PANEL, help="Evaluate on dev every N steps."),
+    eval_every_epoch: bool = options.flag("--eval-every-epoch", panel=options.TRAINING_PANEL, help="Evaluate on dev after each epoch."),
+    keep_best: Optional[str] = typer.Option(None, "--keep-best", metavar="METRIC", rich_help_panel=options.TRAINING_PANEL, help="Keep the best checkpoint by this dev metric (accuracy, f1, mcc, eval_loss, ...) in best/."),
+    early_stopping_patience: Optional[int] = options.option(S.EARLY_STOPPING_PATIENCE, panel=options.TRAINING_PANEL, help="Stop after N evaluations without improvement."),
+    repeat: int = options.option(S.REPEAT, panel=options.TRAINING_PANEL, help="Run K times with seeds seed, seed+1, ...; report mean and spread."),
     seed: Optional[int] = options.SEED,
     gradient_accumulation_steps: int = options.ACCUMULATION,
     optimizer: str = options.OPTIMIZER,
-    json_output: bool = typer.Option(False, "--json", help="Print the final metrics as one JSON object on stdout."),
+    export_slim: bool = options.flag("--export-slim", panel=options.OUTPUT_PANEL, help="Also write weights-only export/ (no Adam slots, 3x smaller)."),
+    export_saved_model: bool = options.flag("--export-saved-model", panel=options.OUTPUT_PANEL, help="Also write a TensorFlow SavedModel."),
+    export_hf: Optional[Path] = options.EXPORT_HF,
+    json_output: bool = options.flag("--json", panel=options.OUTPUT_PANEL, help="Print the final metrics as one JSON object on stdout."),
+    language: Optional[str] = typer.Option(None, "--language", metavar="CODE", rich_help_panel=_TASK_DATA, help="xnli: the language (default zh)."),
+    text_a_column: Optional[str] = typer.Option(None, "--text-a-column", metavar="COLUMN", rich_help_panel=_TASK_DATA, help="Column (name or 0-based index) of the text."),
+    text_b_column: Optional[str] = typer.Option(None, "--text-b-column", metavar="COLUMN", rich_help_panel=_TASK_DATA, help="Column of the second text (pairs)."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", metavar="COLUMN", rich_help_panel=_TASK_DATA, help="Column of the label."),
+    header: Optional[bool] = options.flag("--header/--no-header", default=None, panel=_TASK_DATA, help="csv/tsv: the first row is a header (default: yes)."),
+    label_separator: Optional[str] = typer.Option(None, "--label-separator", metavar="TEXT", rich_help_panel=_TASK_DATA, help="Separator of several labels in one cell (multi-label)."),
+    multilabel: Optional[bool] = options.flag("--multilabel/--no-multilabel", default=None, panel=_TASK_DATA, help="Several labels per example."),
+    regression: Optional[bool] = options.flag("--regression/--no-regression", default=None, panel=_TASK_DATA, help="The label is a number."),
+    train_file: Optional[Path] = typer.Option(None, "--train-file", metavar="FILE", rich_help_panel=_SQUAD, help="SQuAD JSON to train on (train-v1.1.json)."),
+    predict_file: Optional[Path] = typer.Option(None, "--predict-file", metavar="FILE", rich_help_panel=_SQUAD, help="SQuAD JSON to predict (dev-v1.1.json); scored when it has answers."),
+    version_2_with_negative: bool = options.flag("--version-2-with-negative", panel=_SQUAD, help="SQuAD 2.0 (unanswerable questions)."),
+    doc_stride: int = options.option(S.DOC_STRIDE, panel=_SQUAD, help="Stride of the sliding document windows."),
+    max_query_length: int = options.option(S.MAX_QUERY_LENGTH, panel=_SQUAD, help="Questions are cut to this many tokens."),
+    n_best_size: int = options.option(S.N_BEST_SIZE, panel=_SQUAD, help="N-best answers per question."),
+    max_answer_length: int = options.option(S.MAX_ANSWER_LENGTH, panel=_SQUAD, help="Longest answer in tokens."),
+    null_score_diff_threshold: float = options.option(S.NULL_SCORE_DIFF_THRESHOLD, panel=_SQUAD, help="SQuAD 2.0: predict no answer when null score - best > this."),
+    first_answer_only: bool = options.flag("--first-answer-only", panel=_SQUAD, help="Train on the first of several gold answers (dev-style files)."),
+    device: str = options.DEVICE,
+    precision: str = options.PRECISION,
+    xla: Optional[bool] = options.XLA,
     task_name: Optional[str] = typer.Option(None, "--task-name", hidden=True, help="The original's flag: same as TASK."),
-    use_tpu: bool = options.USE_TPU,
-    tpu_name: Optional[str] = options.TPU_NAME,
-    tpu_zone: Optional[str] = options.TPU_ZONE,
-    gcp_project: Optional[str] = options.GCP_PROJECT,
-    master: Optional[str] = options.MASTER,
-    num_tpu_cores: Optional[int] = options.NUM_TPU_CORES,
-    iterations_per_loop: Optional[int] = options.ITERATIONS_PER_LOOP,
-    verbose_logging: bool = options.VERBOSE_LOGGING,
 ) -> None:
     """Fine-tune BERT for sentence(-pair) classification or regression (run_classifier.py), or SQuAD (run_squad.py).
 
@@ -91,28 +95,26 @@ def finetune(
     from .render import print_metrics, training_progress
 
     task = original_flags.task(task, task_name)
-    device = original_flags.apply(
-        device, use_tpu=use_tpu, tpu_name=tpu_name, master=master, verbose_logging=verbose_logging,
-        tpu_zone=tpu_zone, gcp_project=gcp_project, num_tpu_cores=num_tpu_cores, iterations_per_loop=iterations_per_loop,
+    common = dict(
+        output_dir=output_dir, model=model, vocab_file=vocab_file, bert_config_file=bert_config_file,
+        init_checkpoint=init_checkpoint, download=download, do_lower_case=do_lower_case, force_casing=force_casing,
+        do_train=do_train, do_predict=do_predict, train_batch_size=train_batch_size,
+        predict_batch_size=predict_batch_size, learning_rate=learning_rate, num_train_epochs=num_train_epochs,
+        warmup_proportion=warmup_proportion, save_checkpoints_steps=save_checkpoints_steps,
+        keep_checkpoint_max=keep_checkpoints, max_steps=max_steps, seed=seed, device=device, precision=precision,
+        xla=xla, gradient_accumulation_steps=gradient_accumulation_steps, optimizer=optimizer, export_hf=export_hf,
     )
+    if max_seq_length is not None:  # else the config's default (128; squad 384)
+        common["max_seq_length"] = max_seq_length
     if task.lower() == SQUAD:
         from ..ops.finetune_squad import SquadFinetuneConfig, run as run_squad
 
         result = run_squad(
             SquadFinetuneConfig(
-                output_dir=output_dir, train_file=train_file, predict_file=predict_file, model=model,
-                vocab_file=vocab_file, bert_config_file=bert_config_file, init_checkpoint=init_checkpoint,
-                download=download, do_lower_case=do_lower_case, force_casing=force_casing, do_train=do_train,
-                do_predict=do_predict, version_2_with_negative=version_2_with_negative,
-                max_seq_length=max_seq_length or 384, doc_stride=doc_stride, max_query_length=max_query_length,
-                n_best_size=n_best_size, max_answer_length=max_answer_length,
-                null_score_diff_threshold=null_score_diff_threshold, train_batch_size=train_batch_size,
-                predict_batch_size=predict_batch_size, learning_rate=learning_rate,
-                num_train_epochs=num_train_epochs, warmup_proportion=warmup_proportion,
-                save_checkpoints_steps=save_checkpoints_steps, keep_checkpoint_max=keep_checkpoints,
-                max_steps=max_steps, first_answer_only=first_answer_only, seed=seed, device=device,
-                precision=precision, xla=xla, gradient_accumulation_steps=gradient_accumulation_steps,
-                optimizer=optimizer, export_hf=export_hf,
+                **common, train_file=train_file, predict_file=predict_file,
+                version_2_with_negative=version_2_with_negative, doc_stride=doc_stride,
+                max_query_length=max_query_length, n_best_size=n_best_size, max_answer_length=max_answer_length,
+                null_score_diff_threshold=null_score_diff_threshold, first_answer_only=first_answer_only,
             ),
             progress=training_progress(),
         )
@@ -136,44 +138,11 @@ def finetune(
     }
     result = run(
         FinetuneConfig(
-            task=task,
-            output_dir=output_dir,
-            data_dir=data_dir,
+            **common, task=task, data_dir=data_dir,
             task_options={k: v for k, v in task_options.items() if v is not None},
-            model=model,
-            vocab_file=vocab_file,
-            bert_config_file=bert_config_file,
-            init_checkpoint=init_checkpoint,
-            download=download,
-            do_lower_case=do_lower_case,
-            force_casing=force_casing,
-            do_train=do_train,
-            do_eval=do_eval,
-            do_predict=do_predict,
-            max_seq_length=max_seq_length or 128,
-            train_batch_size=train_batch_size,
-            eval_batch_size=eval_batch_size,
-            predict_batch_size=predict_batch_size,
-            learning_rate=learning_rate,
-            num_train_epochs=num_train_epochs,
-            warmup_proportion=warmup_proportion,
-            save_checkpoints_steps=save_checkpoints_steps,
-            keep_checkpoint_max=keep_checkpoints,
-            max_steps=max_steps,
-            eval_every_steps=eval_every_steps,
-            eval_every_epoch=eval_every_epoch,
-            keep_best=keep_best,
-            early_stopping_patience=early_stopping_patience,
-            export_slim=export_slim,
-            export_saved_model=export_saved_model,
-            export_hf=export_hf,
-            repeat=repeat,
-            seed=seed,
-            device=device,
-            precision=precision,
-            xla=xla,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            optimizer=optimizer,
+            do_eval=do_eval, eval_batch_size=eval_batch_size, eval_every_steps=eval_every_steps,
+            eval_every_epoch=eval_every_epoch, keep_best=keep_best, early_stopping_patience=early_stopping_patience,
+            export_slim=export_slim, export_saved_model=export_saved_model, repeat=repeat,
         ),
         progress=training_progress(),
     )

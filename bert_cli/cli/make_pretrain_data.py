@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from ..ops import option_specs as S
 from . import options
 
 
@@ -43,25 +44,33 @@ def progress_line(event: dict) -> str:
     return f"{phase}: {docs} documents, {made} instances, {speed}"
 
 
+EPILOG = """Examples:
+
+  bert make-pretrain-data -o demo.tfrecord
+
+  bert make-pretrain-data -i 'corpus/*.txt' -m uncased-base -j 8 -o 'shards/out-%05d.tfrecord'
+"""
+
+
 def make_pretrain_data(
-    input_file: Optional[list[str]] = typer.Option(None, "--input-file", "-i", help="Text: one sentence per line, blank lines between documents. Files, globs or comma lists; '-' for stdin. Repeatable. Default: the bundled sample text (offline demo)."),
-    output_file: list[str] = typer.Option(..., "--output-file", "-o", help="TFRecord file(s) (comma list: round-robin), or a pattern such as out-%05d.tfrecord (sharded mode)."),
+    input_file: Optional[list[str]] = typer.Option(None, "--input-file", "-i", metavar="FILES", rich_help_panel=options.DATA_PANEL, help="Text: one sentence per line, blank lines between documents. Files, globs or comma lists; '-' for stdin. Repeatable. Default: the bundled sample text (offline demo)."),
+    output_file: list[str] = typer.Option(..., "--output-file", "-o", metavar="FILES", rich_help_panel=options.OUTPUT_PANEL, help="TFRecord file(s) (comma list: round-robin), or a pattern such as out-%05d.tfrecord (sharded mode)."),
     vocab_file: Optional[Path] = options.VOCAB_FILE,
     do_lower_case: Optional[bool] = options.DO_LOWER_CASE,
     force_casing: bool = options.FORCE_CASING,
     model: Optional[str] = options.MODEL,
-    max_seq_length: int = typer.Option(128, "--max-seq-length", min=5),
-    max_predictions_per_seq: int = typer.Option(20, "--max-predictions-per-seq", min=1),
-    masked_lm_prob: float = typer.Option(0.15, "--masked-lm-prob", min=0.0, max=1.0),
-    short_seq_prob: float = typer.Option(0.1, "--short-seq-prob", min=0.0, max=1.0),
-    dupe_factor: int = typer.Option(10, "--dupe-factor", min=1),
-    random_seed: int = typer.Option(12345, "--random-seed"),
-    do_whole_word_mask: bool = typer.Option(False, "--do-whole-word-mask", help="Mask whole words (all ## pieces of a word together)."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes. >1 selects the sharded, bounded-memory mode."),
-    num_output_shards: Optional[int] = typer.Option(None, "--num-output-shards", min=1, help="Sharded mode: number of output files."),
-    shard_size_mb: float = typer.Option(1.0, "--shard-size-mb", help="Sharded mode: millions of characters of text per shard (> 0). The output depends only on it and --random-seed."),
-    num_workers_total: Optional[int] = typer.Option(None, "--num-workers-total", min=1, help="Several machines, no coordinator: N machines each write their part of one shard set (shard k on worker k % N). Needs --worker-index and an output pattern; pass the same corpus and options to all."),
-    worker_index: Optional[int] = typer.Option(None, "--worker-index", min=0, help="This machine's part: 0 <= I < --num-workers-total. Writes its shards and a part manifest; `bert pretrain` takes the set once all N parts are there."),
+    max_seq_length: int = options.option(S.PRETRAIN_DATA_MAX_SEQ_LENGTH, panel=options.DATA_PANEL, help="Tokens per instance, with [CLS] and two [SEP]."),
+    max_predictions_per_seq: int = options.option(S.MAX_PREDICTIONS_PER_SEQ, panel=options.DATA_PANEL, help="Most masked tokens per instance."),
+    masked_lm_prob: float = options.option(S.MASKED_LM_PROB, panel=options.DATA_PANEL, help="Share of the tokens to mask."),
+    short_seq_prob: float = options.option(S.SHORT_SEQ_PROB, panel=options.DATA_PANEL, help="Share of instances made shorter than --max-seq-length."),
+    dupe_factor: int = options.option(S.DUPE_FACTOR, panel=options.DATA_PANEL, help="Passes over the input, each with other masks."),
+    random_seed: int = options.option(S.RANDOM_SEED, panel=options.DATA_PANEL, help="Seed of the masks and sentence pairs."),
+    do_whole_word_mask: bool = options.flag("--do-whole-word-mask", panel=options.DATA_PANEL, help="Mask whole words (all ## pieces of a word together)."),
+    workers: int = options.option(S.WORKERS, "-j", panel=options.DEVICE_PANEL, help="Processes. >1 selects the sharded, bounded-memory mode."),
+    num_output_shards: Optional[int] = options.option(S.NUM_OUTPUT_SHARDS, panel=options.OUTPUT_PANEL, help="Sharded mode: number of output files."),
+    shard_size_mb: float = options.option(S.SHARD_SIZE_MB, panel=options.OUTPUT_PANEL, help="Sharded mode: millions of characters of text per shard. The output depends only on it and --random-seed."),
+    num_workers_total: Optional[int] = options.option(S.NUM_WORKERS_TOTAL, panel=options.DEVICE_PANEL, help="Several machines, no coordinator: N machines each write their part of one shard set (shard k on worker k % N). Needs --worker-index and an output pattern; give all the same corpus and options."),
+    worker_index: Optional[int] = options.option(S.WORKER_INDEX, panel=options.DEVICE_PANEL, help="This machine's part, 0 <= I < --num-workers-total; `bert pretrain` takes the set once all N parts are there."),
     json_output: bool = options.JSON,
 ) -> None:
     """Create pretraining TFRecords exactly as the original create_pretraining_data.py.

@@ -7,8 +7,9 @@ and extract_features.py is accepted by its command under its hyphenated name
 * :class:`OriginalFlagsCommand` accepts the original's boolean spelling ``--do-train=true`` /
   ``--do-lower-case=False`` (absl flags take a value; Click flags do not) by rewriting it, before
   parsing, to ``--do-train`` / ``--no-do-lower-case``.
-* :func:`apply` gives the TPU and Estimator flags (hidden options declared in
-  :mod:`bert_cli.cli.options`) their meaning here:
+* :class:`TpuFlagsCommand` (extract, finetune, pretrain) adds the TPU and Estimator flags, hidden
+  and declared once here (:func:`_tpu_flags`), to its command and hands only ``--device`` on: the
+  command functions never see them. :func:`apply` gives them their meaning:
 
   - ``--use_tpu``: ``--device tpu`` (refused with another ``--device``);
   - ``--tpu_name``, ``--master``: the TPU's name or grpc:// address, handed to the engine as
@@ -22,9 +23,11 @@ and extract_features.py is accepted by its command under its hyphenated name
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from typing import Optional
 
+import typer
 from typer.core import TyperCommand
 
 from ..errors import UsageError
@@ -46,6 +49,53 @@ class OriginalFlagsCommand(TyperCommand):
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         return super().parse_args(ctx, normalise_bool_values(self.params, args, strict=not ctx.resilient_parsing))
+
+    def get_params(self, ctx) -> list:
+        from .options import without_flag_metavars
+
+        return without_flag_metavars(super().get_params(ctx))
+
+
+_ORIGINAL = "The original's flag; see `bert_cli/cli/original_flags.py`."
+
+
+def _tpu_flags(
+    use_tpu: bool = typer.Option(False, "--use-tpu", hidden=True, help="The original's flag: --device tpu."),
+    tpu_name: Optional[str] = typer.Option(None, "--tpu-name", hidden=True, help="The original's flag: the TPU's name or grpc:// address (with --use-tpu)."),
+    tpu_zone: Optional[str] = typer.Option(None, "--tpu-zone", hidden=True, help=_ORIGINAL + " No effect."),
+    gcp_project: Optional[str] = typer.Option(None, "--gcp-project", hidden=True, help=_ORIGINAL + " No effect."),
+    master: Optional[str] = typer.Option(None, "--master", hidden=True, help="The original's flag: the TPU's grpc:// address (with --use-tpu)."),
+    num_tpu_cores: Optional[int] = typer.Option(None, "--num-tpu-cores", hidden=True, help=_ORIGINAL + " No effect."),
+    iterations_per_loop: Optional[int] = typer.Option(None, "--iterations-per-loop", hidden=True, help=_ORIGINAL + " No effect."),
+    use_one_hot_embeddings: bool = typer.Option(False, "--use-one-hot-embeddings", hidden=True, help=_ORIGINAL + " No effect."),
+    verbose_logging: bool = typer.Option(False, "--verbose-logging", hidden=True, help="The original's flag: bert --verbose."),
+) -> None:
+    """The original scripts' TPU/Estimator flags: one declaration for every command that has them."""
+
+
+def _declared(function) -> list:
+    """The Click parameters Typer makes of ``function``'s options (Typer's public get_command)."""
+    holder = typer.Typer(add_completion=False)
+    holder.command()(function)
+    names = set(inspect.signature(function).parameters)
+    return [p for p in typer.main.get_command(holder).params if p.name in names]
+
+
+class TpuFlagsCommand(OriginalFlagsCommand):
+    """A command with ``--device`` that also takes the original's TPU/Estimator flags (hidden);
+    they are turned into its ``--device`` by :func:`apply` before the command runs."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.tpu_params = _declared(_tpu_flags)
+        self.params.extend(self.tpu_params)
+
+    def invoke(self, ctx):
+        from .handling import guarded
+
+        original = {p.name: ctx.params.pop(p.name, None) for p in self.tpu_params}
+        ctx.params["device"] = guarded(apply)(ctx.params.get("device") or "auto", **original)
+        return super().invoke(ctx)
 
 
 def normalise_bool_values(params, args: list[str], *, strict: bool = True) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from ..ops import option_specs as S
 from . import options
 
 
@@ -24,17 +25,25 @@ class InputFormat(str, Enum):
     jsonl = "jsonl"
 
 
+EPILOG = """Examples:
+
+  echo 'a great movie' | bert predict -m runs/sst2
+
+  bert predict test.tsv -m runs/mrpc --text-a-column 3 --text-b-column 4 -f tsv > test_results.tsv
+"""
+
+
 def predict(
-    input_file: Path = typer.Argument(Path("-"), help="Text lines or 'A ||| B' pairs, or CSV/TSV/JSONL ('-': stdin)."),
-    model: str = typer.Option(..., "--model", "-m", help="A `bert finetune` output dir (or its export/ or best/)."),
-    input_format: Optional[InputFormat] = typer.Option(None, "--input-format", help="lines | csv | tsv | jsonl (default: from the file extension, else lines)."),
-    text_a_column: Optional[str] = typer.Option(None, "--text-a-column", help="csv/tsv/jsonl: column of the text (name or 0-based index)."),
-    text_b_column: Optional[str] = typer.Option(None, "--text-b-column", help="csv/tsv/jsonl: column of the second text."),
-    header: bool = typer.Option(True, "--header/--no-header", help="csv/tsv: the first row is a header."),
-    output_format: PredictFormat = typer.Option(PredictFormat.jsonl, "--format", "-f", help='jsonl: {"label", "probabilities"} per line; tsv: the original test_results.tsv.'),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
-    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", min=3, help="Default: the run's."),
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="A checkpoint of the run (default: best/, else the newest)."),
+    input_file: Path = typer.Argument(Path("-"), metavar="FILE", help="Text lines or 'A ||| B' pairs, or CSV/TSV/JSONL ('-': stdin)."),
+    model: str = typer.Option(..., "--model", "-m", metavar="DIR", rich_help_panel=options.MODEL_PANEL, help="A `bert finetune` output dir (or its export/ or best/)."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", metavar="PATH", rich_help_panel=options.MODEL_PANEL, help="A checkpoint of the run (default: best/, else the newest)."),
+    input_format: Optional[InputFormat] = typer.Option(None, "--input-format", metavar="FORMAT", rich_help_panel=options.DATA_PANEL, help="lines | csv | tsv | jsonl (default: from the file extension, else lines)."),
+    text_a_column: Optional[str] = typer.Option(None, "--text-a-column", metavar="COLUMN", rich_help_panel=options.DATA_PANEL, help="csv/tsv/jsonl: column of the text (name or 0-based index)."),
+    text_b_column: Optional[str] = typer.Option(None, "--text-b-column", metavar="COLUMN", rich_help_panel=options.DATA_PANEL, help="csv/tsv/jsonl: column of the second text."),
+    header: bool = options.flag("--header/--no-header", default=True, panel=options.DATA_PANEL, help="csv/tsv: the first row is a header."),
+    max_seq_length: Optional[int] = options.option(S.MAX_SEQ_LENGTH, default=None, panel=options.DATA_PANEL, help="Default: the run's."),
+    output_format: PredictFormat = typer.Option(PredictFormat.jsonl, "--format", "-f", metavar="jsonl|tsv", rich_help_panel=options.OUTPUT_PANEL, help='jsonl: {"label", "probabilities"} per line; tsv: the original test_results.tsv.'),
+    batch_size: int = options.option(S.PREDICT_BATCH_SIZE_LINES, panel=options.DEVICE_PANEL, help="Lines per model call."),
     device: str = options.DEVICE,
     precision: str = options.PRECISION,
     xla: Optional[bool] = options.XLA,

@@ -7,101 +7,65 @@ from typing import Optional
 
 import typer
 
+from ..ops import option_specs as S
 from . import options
 
 
+EPILOG = """Examples:
+
+  bert make-pretrain-data -o data.tfrecord && bert pretrain -i data.tfrecord -o runs/demo --do-train --do-eval --num-train-steps 20
+
+  bert pretrain -i 'shards/*.tfrecord' -m uncased-base -o runs/more --do-train --num-train-steps 10000
+"""
+
+
 def pretrain(
-    input_file: str = typer.Option(..., "--input-file", "-i", help="TFRecords from `bert make-pretrain-data` (comma list and/or globs)."),
-    output_dir: Path = options.OUTPUT_DIR,
-    bert_config_file: Optional[Path] = options.BERT_CONFIG_FILE,
-    init_checkpoint: Optional[str] = options.INIT_CHECKPOINT,
+    input_file: str = typer.Option(..., "--input-file", "-i", metavar="FILES", rich_help_panel=options.DATA_PANEL, help="TFRecords from `bert make-pretrain-data` (comma list and/or globs)."),
+    max_seq_length: int = options.option(S.MAX_SEQ_LENGTH, panel=options.DATA_PANEL, help="Must equal the data's."),
+    max_predictions_per_seq: int = options.option(S.MAX_PREDICTIONS_PER_SEQ, panel=options.DATA_PANEL, help="Must equal the data's."),
     model: Optional[str] = options.MODEL,
     download: bool = options.DOWNLOAD,
-    do_train: bool = typer.Option(False, "--do-train", help="Train."),
-    do_eval: bool = typer.Option(False, "--do-eval", help="Evaluate and write eval_results.txt."),
-    train_batch_size: int = typer.Option(32, "--train-batch-size", min=1),
-    eval_batch_size: int = typer.Option(8, "--eval-batch-size", min=1),
-    learning_rate: float = typer.Option(5e-5, "--learning-rate", min=0.0),
-    num_train_steps: int = typer.Option(100000, "--num-train-steps", min=0),
-    num_warmup_steps: int = typer.Option(10000, "--num-warmup-steps", min=0),
-    max_seq_length: int = typer.Option(128, "--max-seq-length", min=3, help="Must equal the data's."),
-    max_predictions_per_seq: int = typer.Option(20, "--max-predictions-per-seq", min=1, help="Must equal the data's."),
-    save_checkpoints_steps: int = typer.Option(1000, "--save-checkpoints-steps", min=1),
-    max_eval_steps: int = typer.Option(100, "--max-eval-steps", min=1),
+    bert_config_file: Optional[Path] = options.BERT_CONFIG_FILE,
+    init_checkpoint: Optional[str] = options.INIT_CHECKPOINT,
+    do_train: bool = options.flag("--do-train", panel=options.TRAINING_PANEL, help="Train."),
+    do_eval: bool = options.DO_EVAL,
+    train_batch_size: int = options.TRAIN_BATCH_SIZE,
+    eval_batch_size: int = options.EVAL_BATCH_SIZE,
+    learning_rate: float = options.LEARNING_RATE,
+    num_train_steps: int = options.option(S.NUM_TRAIN_STEPS, panel=options.OPTIMIZER_PANEL, help="Train until this global step."),
+    num_warmup_steps: int = options.option(S.NUM_WARMUP_STEPS, panel=options.OPTIMIZER_PANEL, help="Steps of linear warmup."),
+    save_checkpoints_steps: int = options.SAVE_CHECKPOINTS_STEPS,
     keep_checkpoints: int = options.KEEP_CHECKPOINTS,
-    log_every_steps: int = typer.Option(100, "--log-every-steps", min=1, help="Progress line every N steps (stderr)."),
-    device: str = options.DEVICE,
-    precision: str = options.PRECISION,
-    xla: Optional[bool] = options.XLA,
+    max_eval_steps: int = options.option(S.MAX_EVAL_STEPS, panel=options.TRAINING_PANEL, help="Batches to evaluate."),
     seed: Optional[int] = options.SEED,
     gradient_accumulation_steps: int = options.ACCUMULATION,
     optimizer: str = options.OPTIMIZER,
+    output_dir: Path = options.OUTPUT_DIR,
+    log_every_steps: int = options.option(S.LOG_EVERY_STEPS, panel=options.OUTPUT_PANEL, help="Progress line every N steps (stderr)."),
     json_output: bool = options.JSON,
     export_hf: Optional[Path] = options.EXPORT_HF,
-    use_tpu: bool = options.USE_TPU,
-    tpu_name: Optional[str] = options.TPU_NAME,
-    tpu_zone: Optional[str] = options.TPU_ZONE,
-    gcp_project: Optional[str] = options.GCP_PROJECT,
-    master: Optional[str] = options.MASTER,
-    num_tpu_cores: Optional[int] = options.NUM_TPU_CORES,
-    iterations_per_loop: Optional[int] = options.ITERATIONS_PER_LOOP,
+    device: str = options.DEVICE,
+    precision: str = options.PRECISION,
+    xla: Optional[bool] = options.XLA,
 ) -> None:
     """Pretrain BERT (MLM + NSP) from scratch or from a checkpoint; rerun the same command to resume.
 
     Writes model.ckpt-STEP checkpoints in Google's TF1 layout, eval_results.txt and TensorBoard
-    scalars into --output-dir.
+    scalars into --output-dir. Without --model or --bert-config-file: the bundled tiny demo BERT.
     """
     from ..ops.pretrain import PretrainConfig, run
-    from . import original_flags
     from .render import print_metrics, training_progress
 
-    device = original_flags.apply(
-        device, use_tpu=use_tpu, tpu_name=tpu_name, master=master,
-        tpu_zone=tpu_zone, gcp_project=gcp_project, num_tpu_cores=num_tpu_cores, iterations_per_loop=iterations_per_loop,
-    )
-
-    vocab_file, do_lower_case = None, True
-    if model is not None:
-        from ..models.policy import resolve_model_files
-
-        files = resolve_model_files(model, bert_config_file=bert_config_file, init_checkpoint=init_checkpoint,
-                                    download=download, tokenizes=False)
-        bert_config_file, init_checkpoint = files.config_file, files.checkpoint
-        vocab_file, do_lower_case = files.vocab_file, files.do_lower_case  # for --export-hf's tokenizer
-    if bert_config_file is None:
-        from .. import console
-        from ..resources import path as resource_path
-
-        bert_config_file = resource_path("demo_bert_config.json")
-        console.info("no --bert-config-file or --model: pretraining the bundled tiny demo BERT (2 layers, hidden 64)")
     result = run(
         PretrainConfig(
-            input_file=input_file,
-            output_dir=output_dir,
-            bert_config_file=bert_config_file,
-            init_checkpoint=init_checkpoint,
-            do_train=do_train,
-            do_eval=do_eval,
-            train_batch_size=train_batch_size,
-            eval_batch_size=eval_batch_size,
-            learning_rate=learning_rate,
-            num_train_steps=num_train_steps,
-            num_warmup_steps=num_warmup_steps,
-            max_seq_length=max_seq_length,
-            max_predictions_per_seq=max_predictions_per_seq,
-            save_checkpoints_steps=save_checkpoints_steps,
-            max_eval_steps=max_eval_steps,
-            keep_checkpoints=keep_checkpoints,
-            device=device,
-            precision=precision,
-            xla=xla,
-            seed=seed,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            optimizer=optimizer,
-            log_every_steps=log_every_steps,
-            export_hf=export_hf,
-            vocab_file=vocab_file,
-            do_lower_case=do_lower_case,
+            input_file=input_file, output_dir=output_dir, model=model, download=download,
+            bert_config_file=bert_config_file, init_checkpoint=init_checkpoint, do_train=do_train, do_eval=do_eval,
+            train_batch_size=train_batch_size, eval_batch_size=eval_batch_size, learning_rate=learning_rate,
+            num_train_steps=num_train_steps, num_warmup_steps=num_warmup_steps, max_seq_length=max_seq_length,
+            max_predictions_per_seq=max_predictions_per_seq, save_checkpoints_steps=save_checkpoints_steps,
+            max_eval_steps=max_eval_steps, keep_checkpoints=keep_checkpoints, device=device, precision=precision,
+            xla=xla, seed=seed, gradient_accumulation_steps=gradient_accumulation_steps, optimizer=optimizer,
+            log_every_steps=log_every_steps, export_hf=export_hf,
         ),
         progress=training_progress(),
     )

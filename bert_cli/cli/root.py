@@ -8,9 +8,11 @@ from typing import Optional
 import typer
 
 from .. import __version__, settings
+from .handling import BertGroup
 
 app = typer.Typer(
     name="bert",
+    cls=BertGroup,
     help="Google's original BERT workflows on TensorFlow 2: download, tokenize, pretrain, "
     "finetune, predict, SQuAD and feature extraction.",
     no_args_is_help=True,
@@ -39,7 +41,7 @@ def root(
         False, "--offline", envvar="BERT_OFFLINE", help="Use only what is cached; never touch the network."
     ),
     cache_dir: Optional[Path] = typer.Option(
-        None, "--cache-dir", envvar="BERT_CACHE", help="Model and dataset cache (default: the user cache dir)."
+        None, "--cache-dir", metavar="DIR", envvar="BERT_CACHE", help="Model and dataset cache (default: the user cache dir)."
     ),
 ) -> None:
     """Global options; they apply to every command."""

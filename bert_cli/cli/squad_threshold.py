@@ -11,12 +11,20 @@ import typer
 from . import options
 
 
+EPILOG = """Examples:
+
+  bert squad-threshold --predict-file dev-v2.0.json --output-dir runs/squad2
+
+  bert squad-threshold --predict-file dev-v2.0.json --output-dir runs/squad2 --apply
+"""
+
+
 def squad_threshold(
-    predict_file: Path = typer.Option(..., "--predict-file", help="The SQuAD JSON the predictions answer (with gold answers)."),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="Run folder of `bert finetune squad --do-predict`."),
-    predictions: Optional[Path] = typer.Option(None, "--predictions", help="predictions.json (default: in --output-dir)."),
-    null_odds: Optional[Path] = typer.Option(None, "--null-odds", help="null_odds.json (default: in --output-dir)."),
-    apply: bool = typer.Option(False, "--apply", help="Rewrite predictions.json for the best-F1 threshold from the saved logits (no model run)."),
+    predict_file: Path = typer.Option(..., "--predict-file", metavar="FILE", help="The SQuAD JSON the predictions answer (with gold answers)."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", metavar="DIR", help="Run folder of `bert finetune squad --do-predict`."),
+    predictions: Optional[Path] = typer.Option(None, "--predictions", metavar="FILE", help="predictions.json (default: in --output-dir)."),
+    null_odds: Optional[Path] = typer.Option(None, "--null-odds", metavar="FILE", help="null_odds.json (default: in --output-dir)."),
+    apply: bool = options.flag("--apply", help="Rewrite predictions.json for the best-F1 threshold from the saved logits (no model run)."),
     json_output: bool = options.JSON,
 ) -> None:
     """Print the best-F1 `--null-score-diff-threshold` the official SQuAD 2.0 evaluator reports.

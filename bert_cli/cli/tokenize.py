@@ -11,6 +11,7 @@ from typing import Iterator, Optional
 
 import typer
 
+from ..ops import option_specs as S
 from . import options
 
 
@@ -37,19 +38,27 @@ def _lines(paths: list[Path]) -> Iterator[bytes]:
             yield from fh
 
 
+EPILOG = """Examples:
+
+  echo 'Hello, world!' | bert tokenize
+
+  bert tokenize -m cased-base -f jsonl --pairs pairs.txt > tokens.jsonl
+"""
+
+
 def tokenize(
     files: Optional[list[Path]] = typer.Argument(
-        None, help="Input files, one text per line ('-' or nothing: stdin).", show_default=False
+        None, metavar="FILE", help="Input files, one text per line ('-' or nothing: stdin).", show_default=False
     ),
     vocab_file: Optional[Path] = options.VOCAB_FILE,
     do_lower_case: Optional[bool] = options.DO_LOWER_CASE,
     force_casing: bool = options.FORCE_CASING,
     model: Optional[str] = options.MODEL,
-    output_format: Format = typer.Option(Format.tokens, "--format", "-f", help="tokens: WordPieces; ids: vocab ids; jsonl: tokens, ids and character offsets."),
-    pairs: bool = typer.Option(False, "--pairs", help="Lines are 'A ||| B' sentence pairs (as extract_features.py)."),
+    output_format: Format = typer.Option(Format.tokens, "--format", "-f", metavar="tokens|ids|jsonl", rich_help_panel=options.OUTPUT_PANEL, help="tokens: WordPieces; ids: vocab ids; jsonl: tokens, ids and character offsets."),
+    pairs: bool = options.flag("--pairs", panel=options.DATA_PANEL, help="Lines are 'A ||| B' sentence pairs (as extract_features.py)."),
     max_seq_length: Optional[int] = options.MAX_SEQ_LENGTH,
-    keep_special_tokens: bool = typer.Option(False, "--keep-special-tokens", help="Keep [MASK], [SEP], ... in the text whole (the original splits them)."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Processes (default: all cores for inputs over 8 MB, else 1). Output order is kept."),
+    keep_special_tokens: bool = options.flag("--keep-special-tokens", panel=options.DATA_PANEL, help="Keep [MASK], [SEP], ... in the text whole (the original splits them)."),
+    workers: Optional[int] = options.option(S.WORKERS, "-j", default=None, panel=options.DEVICE_PANEL, help="Processes (default: all cores for inputs over 8 MB, else 1). Output order is kept."),
 ) -> None:
     """Tokenize text lines: one output line per input line, in order, streaming.
 

@@ -61,17 +61,19 @@ DatasetFn = Callable[[int], tf.data.Dataset]  # micro-batches skipped -> global 
 
 @dataclasses.dataclass(frozen=True)
 class TrainOptions:
-    """How to train (the command has already computed the step counts, as the original)."""
+    """How to train (the command has already computed the step counts, as the original; the
+    options' defaults are :mod:`bert_cli.ops.option_specs`', not repeated here)."""
 
     learning_rate: float
     num_train_steps: int
     num_warmup_steps: int
     micro_batch_size: int  # examples per micro-batch, all replicas together
-    accumulation_steps: int = 1  # micro-batches per optimizer step
-    save_checkpoints_steps: int = 1000
-    keep_checkpoint_max: int | None = 5
-    optimizer: str = "adamw"
-    weight_decay_rate: float = 0.01
+    accumulation_steps: int  # micro-batches per optimizer step
+    save_checkpoints_steps: int
+    keep_checkpoint_max: int | None  # None: keep all
+    optimizer: str  # adamw | lamb
+    weight_decay_rate: float = 0.01  # the original's constants
+
     clip_norm: float | None = 1.0
     log_every_steps: int = 1  # progress event (and device sync) every N steps
     tensorboard: bool = False  # scalars under OUTPUT_DIR/train

@@ -157,32 +157,26 @@ def eval_metrics(sums: Mapping[str, float], global_step: int) -> dict[str, float
 
 @dataclasses.dataclass(frozen=True)
 class PretrainPlan:
-    """Everything :func:`pretrain` needs, already validated (built by ``bert_cli.ops.pretrain``)."""
+    """Everything :func:`pretrain` needs, already validated (built by ``bert_cli.ops.pretrain``):
+    what was resolved (files, config, initial weights) and the command's options as they are.
+
+    ``options`` is ``bert pretrain``'s config (:class:`bert_cli.ops.pretrain.PretrainConfig`,
+    whose defaults and checks are :mod:`bert_cli.ops.option_specs`'); its fields read as the
+    plan's own (``plan.train_batch_size``, ``plan.learning_rate``, ...), so no option is declared
+    twice.
+    """
 
     input_files: tuple[str, ...]
     output_dir: Path
     bert_config: BertConfig
-    init_checkpoint: str | None = None
-    init_weights_format: str = "tf1"  # "tf1" (a checkpoint prefix) | "hf" (model.safetensors)
-    do_train: bool = True
-    do_eval: bool = False
-    train_batch_size: int = 32
-    eval_batch_size: int = 8
-    learning_rate: float = 5e-5
-    num_train_steps: int = 100000
-    num_warmup_steps: int = 10000
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
-    save_checkpoints_steps: int = 1000
-    max_eval_steps: int = 100
-    keep_checkpoints: int | None = 5
-    device: str = "auto"
-    precision: str = "auto"
-    xla: bool | None = None
-    seed: int | None = None
-    gradient_accumulation_steps: int = 1
-    optimizer: str = "adamw"
-    log_every_steps: int = 100
+    init_checkpoint: str | None
+    init_weights_format: str  # "tf1" (a checkpoint prefix) | "hf" (model.safetensors)
+    options: Any
+
+    def __getattr__(self, name: str) -> Any:  # only for names the plan itself does not have
+        if name.startswith("__") or name == "options":
+            raise AttributeError(name)
+        return getattr(self.options, name)
 
     @property
     def data_seed(self) -> int:

@@ -77,6 +77,8 @@ from ..text.features import InputFeatures, build_features
 from ..text.lines import split_pair
 from ..text.basic_tokenizer import convert_to_unicode
 from ..text.tokenization import FullTokenizer
+from . import option_specs as S
+from .option_specs import check_fields
 
 __all__ = [
     "ExtractConfig", "run", "FORMATS", "POOLINGS", "DEFAULT_LAYERS",
@@ -110,14 +112,17 @@ class ExtractConfig:
     do_lower_case: bool | None = None  # default: the model's casing (see bert_cli.models.policy)
     force_casing: bool = False
     layers: str | Sequence[int] | None = None  # "-1,-2,-3,-4" (tokens) / "-1" (pooling) when None
-    max_seq_length: int = 128
-    batch_size: int = 8
+    max_seq_length: int = S.MAX_SEQ_LENGTH.field()
+    batch_size: int = S.EXTRACT_BATCH_SIZE.field()
     output_format: str = "jsonl"  # jsonl | npz
     pooling: str | None = None  # None (per token) | cls | mean | pooler
     output: str | os.PathLike | None = None  # file to write (atomically); None: jsonl to ``out``
-    device: str = "auto"
-    precision: str = "fp32"  # fp32 keeps the original's values; bf16/fp16 are faster, less exact
-    xla: bool | None = None  # None: XLA_DEFAULT
+    device: str = S.DEVICE.field()
+    precision: str = S.EXTRACT_PRECISION.field()  # fp32 keeps the original's values; bf16/fp16 are faster, less exact
+    xla: bool | None = S.XLA.field()  # None: XLA_DEFAULT
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # each value's range, once (UsageError naming the flag)
 
 
 # ----------------------------------------------------------------------------- input
@@ -233,10 +238,6 @@ def _check_options(config: ExtractConfig) -> tuple[str, str | None, tuple[int, .
         raise UsageError(f"unknown pooling {config.pooling!r} (use {', '.join(POOLINGS)})")
     if pooling == "pooler" and config.layers is not None:
         raise UsageError("--layers does not apply to --pooling pooler (it reads the last layer's [CLS])")
-    if config.batch_size < 1:
-        raise UsageError(f"--batch-size must be a positive integer, got {config.batch_size}")
-    if config.max_seq_length < 2:
-        raise UsageError(f"--max-seq-length must be at least 2 ([CLS] and [SEP]), got {config.max_seq_length}")
     if fmt == "npz" and config.output is None:
         raise UsageError("--format npz writes a file: give --output FILE.npz")
     if config.output is not None:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -53,9 +52,11 @@ from ..text.classifier_features import ClassifierFeatures, convert_examples, for
 from ..text.task_base import Task
 from ..text.tasks import get_task
 from ..text.tokenization import FullTokenizer
+from . import option_specs as S
 from . import training
-from .training import ModelSource, resolve_model_source
+from .option_specs import check_fields
 from .schedule import ends_epoch
+from .training import ModelSource, resolve_model_source
 
 __all__ = ["FinetuneConfig", "run", "resolve_model_source", "make_run_info"]
 
@@ -82,33 +83,36 @@ class FinetuneConfig:
     do_train: bool = False
     do_eval: bool = False
     do_predict: bool = False
-    # the original's hyper-parameters
-    max_seq_length: int = 128
-    train_batch_size: int = 32
-    eval_batch_size: int = 8
-    predict_batch_size: int = 8
-    learning_rate: float = 5e-5
-    num_train_epochs: float = 3.0
-    warmup_proportion: float = 0.1
-    save_checkpoints_steps: int = 1000
-    keep_checkpoint_max: int = 5
+    # the original's hyper-parameters (defaults and ranges: bert_cli.ops.option_specs)
+    max_seq_length: int = S.MAX_SEQ_LENGTH.field()
+    train_batch_size: int = S.TRAIN_BATCH_SIZE.field()
+    eval_batch_size: int = S.EVAL_BATCH_SIZE.field()
+    predict_batch_size: int = S.PREDICT_BATCH_SIZE.field()
+    learning_rate: float = S.LEARNING_RATE.field()
+    num_train_epochs: float = S.NUM_TRAIN_EPOCHS.field()
+    warmup_proportion: float = S.WARMUP_PROPORTION.field()
+    save_checkpoints_steps: int = S.SAVE_CHECKPOINTS_STEPS.field()
+    keep_checkpoint_max: int = S.KEEP_CHECKPOINTS.field()
     # extras
-    max_steps: int | None = None  # cap on num_train_steps (shortened runs)
-    eval_every_steps: int | None = None
+    max_steps: int | None = S.MAX_STEPS.field()  # cap on num_train_steps (shortened runs)
+    eval_every_steps: int | None = S.EVAL_EVERY_STEPS.field()
     eval_every_epoch: bool = False
     keep_best: str | None = None  # metric name (accuracy, f1, eval_loss, ...) -> best/
-    early_stopping_patience: int | None = None  # evaluations without improvement
+    early_stopping_patience: int | None = S.EARLY_STOPPING_PATIENCE.field()  # evaluations without improvement
     export_slim: bool = False
     export_saved_model: bool = False
     export_hf: Path | None = None  # a Hugging Face model folder (bert_cli.ops.export_hf)
-    repeat: int = 1  # K runs with seeds seed, seed+1, ... (mean and spread)
+    repeat: int = S.REPEAT.field()  # K runs with seeds seed, seed+1, ... (mean and spread)
     # engine
-    seed: int | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    xla: bool | None = None
-    gradient_accumulation_steps: int = 1
-    optimizer: str = "adamw"
+    seed: int | None = S.SEED.field()
+    device: str = S.DEVICE.field()
+    precision: str = S.PRECISION.field()
+    xla: bool | None = S.XLA.field()
+    gradient_accumulation_steps: int = S.GRADIENT_ACCUMULATION_STEPS.field()
+    optimizer: str = S.OPTIMIZER.field()
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # each value's range, once (UsageError naming the flag)
 
 
 # ============================================================================ helpers
@@ -117,29 +121,7 @@ class FinetuneConfig:
 def _check_options(c: FinetuneConfig) -> None:
     if not (c.do_train or c.do_eval or c.do_predict):
         raise UsageError("nothing to do: pass at least one of --do-train, --do-eval, --do-predict")
-    positives = {
-        "max_seq_length": c.max_seq_length,
-        "train_batch_size": c.train_batch_size,
-        "eval_batch_size": c.eval_batch_size,
-        "predict_batch_size": c.predict_batch_size,
-        "save_checkpoints_steps": c.save_checkpoints_steps,
-        "keep_checkpoint_max": c.keep_checkpoint_max,
-        "repeat": c.repeat,
-        "gradient_accumulation_steps": c.gradient_accumulation_steps,
-    }
-    for name, value in positives.items():
-        if not isinstance(value, int) or value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-    if not (math.isfinite(c.learning_rate) and c.learning_rate > 0):
-        raise UsageError(f"--learning-rate must be a positive number, got {c.learning_rate}")
-    if not (math.isfinite(c.num_train_epochs) and c.num_train_epochs > 0):
-        raise UsageError(f"--num-train-epochs must be a positive number, got {c.num_train_epochs}")
-    if not 0.0 <= c.warmup_proportion < 1.0:
-        raise UsageError(f"--warmup-proportion must be in [0, 1), got {c.warmup_proportion}")
-    for name in ("max_steps", "eval_every_steps", "early_stopping_patience"):
-        value = getattr(c, name)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+    # (each value's own range was checked when the config was built: check_fields)
     if c.eval_every_steps and c.eval_every_epoch:
         raise UsageError("use either --eval-every-steps or --eval-every-epoch, not both")
     periodic = c.eval_every_steps or c.eval_every_epoch or c.keep_best or c.early_stopping_patience

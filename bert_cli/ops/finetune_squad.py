@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import random
 import time
 from pathlib import Path
@@ -55,7 +54,9 @@ from ..text.squad_predict import (
     write_run_info,
 )
 from ..text.tokenization import FullTokenizer
+from . import option_specs as S
 from . import training
+from .option_specs import check_fields
 from .schedule import epochs_to_steps
 
 __all__ = ["SquadFinetuneConfig", "run", "TRAIN_RECORD_FILE", "TRAIN_RECORD_INFO", "TRAIN_SHUFFLE_SEED"]
@@ -85,38 +86,37 @@ class SquadFinetuneConfig:
     do_train: bool = False
     do_predict: bool = False
     version_2_with_negative: bool = False
-    # featurization / prediction
-    max_seq_length: int = 384
-    doc_stride: int = 128
-    max_query_length: int = 64
-    n_best_size: int = 20
-    max_answer_length: int = 30
-    null_score_diff_threshold: float = 0.0
+    # featurization / prediction (defaults and ranges: bert_cli.ops.option_specs)
+    max_seq_length: int = S.SQUAD_MAX_SEQ_LENGTH.field()
+    doc_stride: int = S.DOC_STRIDE.field()
+    max_query_length: int = S.MAX_QUERY_LENGTH.field()
+    n_best_size: int = S.N_BEST_SIZE.field()
+    max_answer_length: int = S.MAX_ANSWER_LENGTH.field()
+    null_score_diff_threshold: float = S.NULL_SCORE_DIFF_THRESHOLD.field()
     # training
-    train_batch_size: int = 32
-    predict_batch_size: int = 8
-    learning_rate: float = 5e-5
-    num_train_epochs: float = 3.0
-    warmup_proportion: float = 0.1
-    save_checkpoints_steps: int = 1000
-    keep_checkpoint_max: int = 5
-    max_steps: int | None = None  # cap on num_train_steps (shortened runs)
+    train_batch_size: int = S.TRAIN_BATCH_SIZE.field()
+    predict_batch_size: int = S.PREDICT_BATCH_SIZE.field()
+    learning_rate: float = S.LEARNING_RATE.field()
+    num_train_epochs: float = S.NUM_TRAIN_EPOCHS.field()
+    warmup_proportion: float = S.WARMUP_PROPORTION.field()
+    save_checkpoints_steps: int = S.SAVE_CHECKPOINTS_STEPS.field()
+    keep_checkpoint_max: int = S.KEEP_CHECKPOINTS.field()
+    max_steps: int | None = S.MAX_STEPS.field()  # cap on num_train_steps (shortened runs)
     first_answer_only: bool = False  # train on files whose questions have several answers (dev-style)
     # engine
-    seed: int | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    xla: bool | None = None
-    gradient_accumulation_steps: int = 1
-    optimizer: str = "adamw"
+    seed: int | None = S.SEED.field()
+    device: str = S.DEVICE.field()
+    precision: str = S.PRECISION.field()
+    xla: bool | None = S.XLA.field()
+    gradient_accumulation_steps: int = S.GRADIENT_ACCUMULATION_STEPS.field()
+    optimizer: str = S.OPTIMIZER.field()
     export_hf: Path | None = None  # a Hugging Face model folder (bert_cli.ops.export_hf)
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # each value's range, once (UsageError naming the flag)
 
 
 # ============================================================================ helpers
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def _check_options(c: SquadFinetuneConfig) -> FeaturizeConfig:
@@ -127,31 +127,7 @@ def _check_options(c: SquadFinetuneConfig) -> FeaturizeConfig:
         raise UsageError("--do-train needs --train-file (e.g. train-v1.1.json)")
     if c.do_predict and c.predict_file is None:
         raise UsageError("--do-predict needs --predict-file (e.g. dev-v1.1.json)")
-    positives = {
-        "max_seq_length": c.max_seq_length,
-        "doc_stride": c.doc_stride,
-        "max_query_length": c.max_query_length,
-        "n_best_size": c.n_best_size,
-        "max_answer_length": c.max_answer_length,
-        "train_batch_size": c.train_batch_size,
-        "predict_batch_size": c.predict_batch_size,
-        "save_checkpoints_steps": c.save_checkpoints_steps,
-        "keep_checkpoint_max": c.keep_checkpoint_max,
-        "gradient_accumulation_steps": c.gradient_accumulation_steps,
-    }
-    for name, value in positives.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise UsageError(f"{_flag(name)} must be a positive integer, got {value!r}")
-    if c.max_steps is not None and (not isinstance(c.max_steps, int) or c.max_steps < 1):
-        raise UsageError(f"--max-steps must be a positive integer, got {c.max_steps!r}")
-    if not (math.isfinite(c.learning_rate) and c.learning_rate > 0):
-        raise UsageError(f"--learning-rate must be a positive number, got {c.learning_rate}")
-    if not (math.isfinite(c.num_train_epochs) and c.num_train_epochs > 0):
-        raise UsageError(f"--num-train-epochs must be a positive number, got {c.num_train_epochs}")
-    if not 0.0 <= c.warmup_proportion < 1.0:
-        raise UsageError(f"--warmup-proportion must be in [0, 1), got {c.warmup_proportion}")
-    if not math.isfinite(c.null_score_diff_threshold):
-        raise UsageError(f"--null-score-diff-threshold must be a finite number, got {c.null_score_diff_threshold}")
+    # (each value's own range was checked when the config was built: check_fields)
     if c.model is None and (c.vocab_file is None or c.bert_config_file is None):
         raise UsageError(
             "no model: pass --model NAME|DIR, or --vocab-file and --bert-config-file (and --init-checkpoint)",

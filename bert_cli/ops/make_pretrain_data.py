@@ -59,7 +59,9 @@ from ..text.shardparts import Part
 from ..text.shardset import OutputSet, manifest_path
 from ..text.sniff import HEAD_BYTES, check_text, read_head
 from ..text.tfrecord import CRC32C_IMPLEMENTATION
+from . import option_specs as S
 from .make_pretrain_parts import NumberedShards, check_part_options, part_manifest
+from .option_specs import check_fields
 from .shard_pool import shard_results
 
 __all__ = ["MakePretrainDataConfig", "run", "expand_input_files", "output_paths", "is_sharded"]
@@ -76,18 +78,22 @@ class MakePretrainDataConfig:
     output_files: tuple[str, ...]  # paths or comma lists, or one pattern with %d / %05d
     vocab_file: Path
     do_lower_case: bool = True
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
-    masked_lm_prob: float = 0.15
-    short_seq_prob: float = 0.1
-    dupe_factor: int = 10
-    random_seed: int = 12345
+    # defaults and ranges: bert_cli.ops.option_specs
+    max_seq_length: int = S.PRETRAIN_DATA_MAX_SEQ_LENGTH.field()
+    max_predictions_per_seq: int = S.MAX_PREDICTIONS_PER_SEQ.field()
+    masked_lm_prob: float = S.MASKED_LM_PROB.field()
+    short_seq_prob: float = S.SHORT_SEQ_PROB.field()
+    dupe_factor: int = S.DUPE_FACTOR.field()
+    random_seed: int = S.RANDOM_SEED.field()
     do_whole_word_mask: bool = False
-    workers: int = 1
-    num_output_shards: int | None = None
-    shard_size_mb: float = 1.0  # sharded mode: text per shard (millions of characters)
-    num_workers_total: int | None = None  # several machines: N, each writing its part ...
-    worker_index: int | None = None  # ... this one's index, 0 <= I < N
+    workers: int = S.WORKERS.field()
+    num_output_shards: int | None = S.NUM_OUTPUT_SHARDS.field()
+    shard_size_mb: float = S.SHARD_SIZE_MB.field()  # sharded mode: text per shard (millions of characters)
+    num_workers_total: int | None = S.NUM_WORKERS_TOTAL.field()  # several machines: N, each writing its part ...
+    worker_index: int | None = S.WORKER_INDEX.field()  # ... this one's index, 0 <= I < N
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # each value's range, once (UsageError naming the flag)
 
     @property
     def part(self) -> Part | None:
@@ -162,23 +168,8 @@ def is_sharded(config: MakePretrainDataConfig) -> bool:
 
 
 def validate(config: MakePretrainDataConfig) -> None:
-    """UsageError for options out of range or contradicting each other."""
-    checks = [
-        (config.max_seq_length >= 5, "--max-seq-length must be at least 5 ([CLS] A [SEP] B [SEP])"),
-        (config.max_predictions_per_seq >= 1, "--max-predictions-per-seq must be at least 1"),
-        (0.0 <= config.masked_lm_prob <= 1.0, "--masked-lm-prob must be in [0, 1]"),
-        (0.0 <= config.short_seq_prob <= 1.0, "--short-seq-prob must be in [0, 1]"),
-        (config.dupe_factor >= 1, "--dupe-factor must be at least 1"),
-        (config.workers >= 1, "--workers must be at least 1"),
-        (
-            config.num_output_shards is None or config.num_output_shards >= 1,
-            "--num-output-shards must be at least 1",
-        ),
-        (config.shard_size_mb > 0, "--shard-size-mb must be positive"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(message)
+    """UsageError for options contradicting each other (each value's own range was checked
+    when the config was built)."""
     outputs = _split(config.output_files)
     if not outputs:
         raise UsageError("no output file given")

@@ -36,6 +36,8 @@ from ..modelconfig import BertConfig
 from ..text.classifier_features import convert_examples
 from ..text.task_base import InputExample
 from ..text.tokenization import FullTokenizer
+from . import option_specs as S
+from .option_specs import check_fields
 
 __all__ = ["PredictConfig", "run", "FORMATS", "load_classifier", "LoadedClassifier"]
 
@@ -49,12 +51,15 @@ class PredictConfig:
 
     model: str  # a run folder (bert finetune's output_dir / export / best) or a cached name
     output_format: str = "jsonl"  # jsonl | tsv
-    batch_size: int = 32
-    max_seq_length: int | None = None  # default: the run's
+    batch_size: int = S.PREDICT_BATCH_SIZE_LINES.field()
+    max_seq_length: int | None = S.MAX_SEQ_LENGTH.field(None)  # default: the run's
     checkpoint: str | None = None  # explicit checkpoint prefix (default: best/, else latest)
-    device: str = "auto"
-    precision: str = "auto"
-    xla: bool | None = None
+    device: str = S.DEVICE.field()
+    precision: str = S.PRECISION.field()
+    xla: bool | None = S.XLA.field()
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # each value's range, once (UsageError naming the flag)
 
 
 @dataclasses.dataclass
@@ -182,8 +187,6 @@ def run(
     fmt = config.output_format.lower()
     if fmt not in FORMATS:
         raise UsageError(f"unknown output format {config.output_format!r} (use {' or '.join(FORMATS)})")
-    if config.batch_size < 1:
-        raise UsageError(f"--batch-size must be a positive integer, got {config.batch_size}")
     loaded = load_classifier(
         config.model, checkpoint=config.checkpoint, device=config.device, precision=config.precision, xla=config.xla
     )

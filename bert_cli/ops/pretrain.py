@@ -29,7 +29,6 @@ checkpoint: same steps, same batches.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,12 +41,11 @@ from ..models.hf_files import check_export_target
 from ..models.policy import weights_format_of
 from ..modelsize import check_fits
 from ..text.shardset import check_record_files
+from . import option_specs as S
 from .make_pretrain_data import STDIN, expand_input_files
+from .option_specs import OPTIMIZERS, check_fields
 
 __all__ = ["PretrainConfig", "run", "validate", "OPTIMIZERS"]
-
-
-OPTIMIZERS: tuple[str, ...] = ("adamw", "lamb")
 
 
 @dataclass(frozen=True)
@@ -56,60 +54,67 @@ class PretrainConfig:
 
     input_file: str  # TFRecord paths: comma list and/or globs
     output_dir: Path
-    bert_config_file: Path
+    bert_config_file: Path | None = None  # None: the model's (--model), else the bundled demo BERT
     init_checkpoint: str | None = None
+    model: str | None = None  # --model NAME|DIR: fills the config and checkpoint not given
+    download: bool = False  # fetch a catalogue --model that is not cached
     do_train: bool = False
     do_eval: bool = False
-    train_batch_size: int = 32
-    eval_batch_size: int = 8
-    learning_rate: float = 5e-5
-    num_train_steps: int = 100000
-    num_warmup_steps: int = 10000
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
-    save_checkpoints_steps: int = 1000
-    max_eval_steps: int = 100
-    keep_checkpoints: int | None = 5
-    device: str = "auto"
-    precision: str = "auto"
-    xla: bool | None = None
-    seed: int | None = None
-    gradient_accumulation_steps: int = 1
-    optimizer: str = "adamw"
-    log_every_steps: int = 100
+    # defaults and ranges: bert_cli.ops.option_specs
+    train_batch_size: int = S.TRAIN_BATCH_SIZE.field()
+    eval_batch_size: int = S.EVAL_BATCH_SIZE.field()
+    learning_rate: float = S.LEARNING_RATE.field()
+    num_train_steps: int = S.NUM_TRAIN_STEPS.field()
+    num_warmup_steps: int = S.NUM_WARMUP_STEPS.field()
+    max_seq_length: int = S.MAX_SEQ_LENGTH.field()
+    max_predictions_per_seq: int = S.MAX_PREDICTIONS_PER_SEQ.field()
+    save_checkpoints_steps: int = S.SAVE_CHECKPOINTS_STEPS.field()
+    max_eval_steps: int = S.MAX_EVAL_STEPS.field()
+    keep_checkpoints: int | None = S.KEEP_CHECKPOINTS.field(optional=True)  # None: keep all
+    device: str = S.DEVICE.field()
+    precision: str = S.PRECISION.field()
+    xla: bool | None = S.XLA.field()
+    seed: int | None = S.SEED.field()
+    gradient_accumulation_steps: int = S.GRADIENT_ACCUMULATION_STEPS.field()
+    optimizer: str = S.OPTIMIZER.field()
+    log_every_steps: int = S.LOG_EVERY_STEPS.field()
     export_hf: Path | None = None  # a Hugging Face model folder (bert_cli.ops.export_hf) ...
-    vocab_file: Path | None = None  # ... with this vocabulary (from --model) ...
-    do_lower_case: bool = True  # ... and casing
+    vocab_file: Path | None = None  # ... with this vocabulary (default: --model's) ...
+    do_lower_case: bool | None = None  # ... and casing (default: --model's, else lower-case)
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # each value's range, once (UsageError naming the flag)
 
 
 def validate(config: PretrainConfig) -> None:
-    """Raise :class:`UsageError` for contradictory or out-of-range options (no file access)."""
+    """Raise :class:`UsageError` for options that contradict each other (each value's own range
+    was checked when the config was built; no file access)."""
     if not config.do_train and not config.do_eval:
         raise UsageError("at least one of --do-train or --do-eval is required", hint="add --do-train and/or --do-eval")
-    positive = {
-        "train-batch-size": config.train_batch_size,
-        "eval-batch-size": config.eval_batch_size,
-        "num-train-steps": config.num_train_steps,
-        "max-seq-length": config.max_seq_length,
-        "max-predictions-per-seq": config.max_predictions_per_seq,
-        "save-checkpoints-steps": config.save_checkpoints_steps,
-        "max-eval-steps": config.max_eval_steps,
-        "gradient-accumulation-steps": config.gradient_accumulation_steps,
-        "log-every-steps": config.log_every_steps,
-    }
-    for name, value in positive.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UsageError(f"--{name} must be a positive integer, got {value!r}")
-    if config.num_warmup_steps < 0:
-        raise UsageError(f"--num-warmup-steps must be >= 0, got {config.num_warmup_steps}")
-    if not (isinstance(config.learning_rate, (int, float)) and math.isfinite(config.learning_rate) and config.learning_rate > 0):
-        raise UsageError(f"--learning-rate must be a positive number, got {config.learning_rate!r}")
-    if config.keep_checkpoints is not None and config.keep_checkpoints < 1:
-        raise UsageError(f"--keep-checkpoints must be >= 1, got {config.keep_checkpoints}")
-    if config.optimizer.lower() not in OPTIMIZERS:
-        raise UsageError(f"unknown optimizer {config.optimizer!r}", hint=f"use --optimizer {' | '.join(OPTIMIZERS)}")
-    if config.seed is not None and (isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0):
-        raise UsageError(f"--seed must be a non-negative integer, got {config.seed!r}")
+
+
+def with_model_files(config: PretrainConfig) -> PretrainConfig:
+    """``config`` with ``bert_config_file`` and ``init_checkpoint`` filled from ``--model`` (the
+    one policy: :func:`bert_cli.models.policy.resolve_model_files`; explicit files win), else the
+    bundled tiny demo config when neither is given."""
+    bert_config_file, init_checkpoint = config.bert_config_file, config.init_checkpoint
+    if config.model is not None:
+        from ..models.policy import resolve_model_files
+
+        files = resolve_model_files(config.model, bert_config_file=bert_config_file, init_checkpoint=init_checkpoint,
+                                    download=config.download, tokenizes=False)
+        bert_config_file, init_checkpoint = files.config_file, files.checkpoint
+        if config.vocab_file is None:  # for --export-hf's tokenizer files
+            config = dataclasses.replace(config, vocab_file=files.vocab_file)
+        if config.do_lower_case is None:
+            config = dataclasses.replace(config, do_lower_case=files.do_lower_case)
+    if bert_config_file is None:
+        from .. import console
+        from ..resources import path as resource_path
+
+        bert_config_file = resource_path("demo_bert_config.json")
+        console.info("no --bert-config-file or --model: pretraining the bundled tiny demo BERT (2 layers, hidden 64)")
+    return dataclasses.replace(config, bert_config_file=bert_config_file, init_checkpoint=init_checkpoint)
 
 
 def input_files(spec: str) -> list[str]:
@@ -132,6 +137,7 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
     :func:`bert_cli.engine.pretrain.pretrain`.
     """
     validate(config)
+    config = with_model_files(config)
     check_output_dir(config.output_dir)
     check_export_target(config.export_hf, keep=[config.output_dir])
     files = input_files(config.input_file)
@@ -146,19 +152,14 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
     if config.init_checkpoint:
         init_format = weights_format_of(config.init_checkpoint)
         init = resolve_checkpoint(config.init_checkpoint) if init_format == "tf1" else str(config.init_checkpoint)
-    # The plan takes every option of the same name as it is, plus what was resolved above.
-    same = {f.name: getattr(config, f.name) for f in dataclasses.fields(PretrainPlan) if hasattr(config, f.name)}
     plan = PretrainPlan(
-        **{
-            **same,
-            "input_files": tuple(files),
-            "output_dir": Path(config.output_dir),
-            "bert_config": bert_config,
-            "init_checkpoint": init,
-            "init_weights_format": init_format,
-            "learning_rate": float(config.learning_rate),
-            "optimizer": config.optimizer.lower(),
-        }
+        input_files=tuple(files),
+        output_dir=Path(config.output_dir),
+        bert_config=bert_config,
+        init_checkpoint=init,
+        init_weights_format=init_format,
+        options=dataclasses.replace(config, learning_rate=float(config.learning_rate),
+                                    optimizer=config.optimizer.lower()),
     )
     with rundir.exclusive(plan.output_dir, "pretrain", enabled=this_process_is_chief()):
         summary = pretrain(plan, progress)
@@ -166,6 +167,6 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
         if config.export_hf is not None and checkpoint and this_process_is_chief():
             from .export_hf import HfExportSpec, export_run_checkpoint
 
-            spec = HfExportSpec(config.vocab_file, config.do_lower_case)
+            spec = HfExportSpec(config.vocab_file, True if config.do_lower_case is None else config.do_lower_case)
             summary["export_hf"] = export_run_checkpoint(checkpoint, weights, config.export_hf, bert_config, spec)["path"]
         return summary

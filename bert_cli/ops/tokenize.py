@@ -42,10 +42,12 @@ from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
 from ..errors import BertError, UsageError
-from ..text.features import build_features, check_max_seq_length, truncate_seq_pair
+from ..text.features import build_features, truncate_seq_pair
 from ..text.lines import PAIR_RE
 from ..text.tokenization import FullTokenizer
 from ..text.vocab import packaged_vocab_path
+from . import option_specs as S
+from .option_specs import check_fields
 
 __all__ = ["TokenizeConfig", "run_tokenize", "FORMATS", "BATCH_LINES", "load_tokenizer", "LineFormatter"]
 
@@ -63,19 +65,18 @@ class TokenizeConfig:
     do_lower_case: bool = True
     output_format: str = "tokens"  # tokens | ids | jsonl
     pairs: bool = False
-    max_seq_length: int | None = None
+    max_seq_length: int | None = S.MAX_SEQ_LENGTH.field(None)
     keep_special_tokens: bool = False
-    workers: int = 1
+    workers: int = S.WORKERS.field()
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # each value's range, once (UsageError naming the flag)
 
 
 def validate(config: TokenizeConfig) -> None:
     """UsageError for options out of range (before any input is read)."""
     if config.output_format not in FORMATS:
         raise UsageError(f"unknown format {config.output_format!r}; choose one of {', '.join(FORMATS)}")
-    if config.workers < 1:
-        raise UsageError(f"--workers must be at least 1 (got {config.workers})")
-    if config.max_seq_length is not None:
-        check_max_seq_length(config.max_seq_length, config.pairs)
 
 
 def load_tokenizer(config: TokenizeConfig) -> FullTokenizer:
