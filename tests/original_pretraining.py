@@ -2,7 +2,7 @@
 helper module, not a test): token *strings* and the plain ``random.Random`` calls the original
 makes (google-research/bert ``create_training_instances`` / ``create_instances_from_document`` /
 ``create_masked_lm_predictions`` / ``truncate_seq_pair``), independently of
-``bert_cli.text.pretraining``. ``tests/test_user_pretrain_data_original.py`` checks it against the
+``bert_cli.text.pretraining``. ``tests/cli/test_user_pretrain_data_original.py`` checks it against the
 golden output of the real original; the other tests compare the program with it.
 """
 

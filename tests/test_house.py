@@ -358,3 +358,29 @@ def test_atomic_directory_creates_a_missing_folder(tmp_path):
         (tmp / "saved_model.pb").write_bytes(b"x")
     assert (tmp_path / "a" / "saved_model" / "saved_model.pb").read_bytes() == b"x"
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["saved_model"]
+
+
+# ============================================================================ the tests' own layout
+
+TESTS = Path(__file__).resolve().parent
+TEST_FOLDERS = ("cli", "ops", "engine", "text", "models")  # the package's folders (cli: the commands as users run them)
+
+
+def test_tests_mirror_the_package():
+    """Every test file sits in the folder of the layer it tests; none imports another test module
+    (shared helpers live in conftest.py and the support modules at the top of tests/)."""
+    misplaced = [str(p.relative_to(TESTS)) for p in TESTS.rglob("test_*.py")
+                 if p.parent.name not in TEST_FOLDERS and p != TESTS / "test_house.py"]
+    assert not misplaced, f"test files outside tests/{{{','.join(TEST_FOLDERS)}}}: {misplaced}"
+    for folder in TEST_FOLDERS:
+        assert (PACKAGE / folder).is_dir(), folder
+    importing = {}
+    for path in TESTS.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad = [n for n in names if n.split(".")[0].startswith("test_") or n.startswith("tests.")]
+            if bad:
+                importing[str(path.relative_to(TESTS))] = bad
+    assert not importing, f"tests importing test modules: {importing}"

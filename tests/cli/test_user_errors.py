@@ -237,7 +237,7 @@ def test_squad_predict_interrupted_leaves_no_temp_file(user, shared_data, sig):
         vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
         max_position_embeddings=128, type_vocab_size=2,
     )))
-    vocab = Path(__file__).resolve().parents[1] / "bert_cli" / "resources" / "uncased_vocab.txt"
+    vocab = Path(__file__).resolve().parents[2] / "bert_cli" / "resources" / "uncased_vocab.txt"
     common = ["--vocab-file", user.rel(vocab), "--bert-config-file", "tiny.json", "--output-dir", "run",
               "--max-seq-length", "128", "--device", "cpu"]
     # one training step first: predicting alone needs a trained SQuAD head

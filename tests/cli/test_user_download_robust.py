@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import error_line
-from test_download_server import build_zip, model_files
+from download_server import build_zip, model_files
 
 TINY = "uncased-L-2-H-128"
 ZIP_PATH = "/bert_models/2020_02_20/uncased_L-2_H-128_A-2.zip"
