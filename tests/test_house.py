@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bert_cli"
-MAX_LINES = 850
+MAX_LINES = 500
 HEAVY = ("tensorflow", "keras", "tf_keras")
 
 

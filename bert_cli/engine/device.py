@@ -171,10 +171,10 @@ class Runtime:
         keras.config.set_dtype_policy(self.keras_policy)
 
     def make_loss_scaler(self):
-        """A :class:`~bert_cli.engine.optimization.LossScaler` (built in scope) for fp16, else None."""
+        """A :class:`~bert_cli.engine.loss_scale.LossScaler` (built in scope) for fp16, else None."""
         if not self.loss_scaling:
             return None
-        from .optimization import LossScaler
+        from .loss_scale import LossScaler
 
         with self.scope():
             return LossScaler()

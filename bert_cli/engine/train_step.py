@@ -5,7 +5,7 @@
 * ``loss_fn(batch, training) -> scalar`` (the per-example **mean** loss of the batch it gets),
 * an optimizer from :mod:`bert_cli.engine.optimization` (it carries the named variables),
 * a schedule ``lr(global_step)``, a clip norm (1.0 as the original), ``accumulation_steps``,
-* an optional :class:`~bert_cli.engine.optimization.LossScaler` (fp16) and a
+* an optional :class:`~bert_cli.engine.loss_scale.LossScaler` (fp16) and a
   ``tf.distribute`` strategy (``None`` = the default strategy),
 
 ``step(batch)`` runs one **micro-batch** and returns its loss (float32 scalar, the mean over
@@ -50,7 +50,8 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
-from .optimization import LossScaler, clip_by_global_norm
+from .loss_scale import LossScaler
+from .optimization import clip_by_global_norm
 
 LossFn = Callable[[Any, bool], tf.Tensor]
 

@@ -14,6 +14,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from bert_cli.engine import optimization as opt  # noqa: E402
+from bert_cli.engine.loss_scale import LossScaler  # noqa: E402
 
 B1, B2, EPS, WD = 0.9, 0.999, 1e-6, 0.01
 
@@ -299,7 +300,7 @@ def test_create_optimizer():
 
 
 def test_loss_scaler_grows_halves_and_floors():
-    scaler = opt.LossScaler(initial_scale=8.0, growth_interval=3, min_scale=2.0)
+    scaler = LossScaler(initial_scale=8.0, growth_interval=3, min_scale=2.0)
     assert float(scaler.scale_loss(tf.constant(1.5))) == 12.0
     np.testing.assert_allclose(scaler.unscale([tf.constant([16.0])])[0].numpy(), [2.0])
     assert bool(scaler.all_finite([tf.constant([1.0]), None]))

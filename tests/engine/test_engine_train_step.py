@@ -19,7 +19,8 @@ from conftest import ROOT, free_ports
 
 tf = pytest.importorskip("tensorflow")
 
-from bert_cli.engine.optimization import AdamWeightDecay, LinearWarmupDecay, LossScaler  # noqa: E402
+from bert_cli.engine.loss_scale import LossScaler  # noqa: E402
+from bert_cli.engine.optimization import AdamWeightDecay, LinearWarmupDecay  # noqa: E402
 from bert_cli.engine.train_step import TrainStep  # noqa: E402
 
 # A toy two-layer model shared with the subprocess scripts (same code, same numbers).
@@ -223,7 +224,8 @@ def test_bad_accumulation_steps():
 DIST_SCRIPT = TOY + textwrap.dedent(
     """
     import json, sys
-    from bert_cli.engine.optimization import AdamWeightDecay, LinearWarmupDecay, LossScaler
+    from bert_cli.engine.loss_scale import LossScaler
+    from bert_cli.engine.optimization import AdamWeightDecay, LinearWarmupDecay
     from bert_cli.engine.train_step import TrainStep
 
     def train(strategy, accum, micro_global, steps=3, scaler=False, jit=False, inf_first=False):
