@@ -232,13 +232,16 @@ def _featurize(task: Task, data_dir: Path, split: str, tokenizer, max_seq_length
     def on_example(i, example, features):
         if i < 5:
             console.debug(format_example_log(example, features))
+        if (i + 1) % 256 == 0:
+            events.emit(progress, phase="featurize", split=split, done=i + 1, unit="examples")
 
     features = convert_examples(task.read(data_dir, split), tokenizer, max_seq_length, task=task, on_example=on_example)
     seconds = time.perf_counter() - started
     if features.truncated:
         console.debug(f"{split}: {features.truncated} of {len(features)} examples truncated to {max_seq_length} tokens")
     console.info(f"{task.name} {split}: {len(features)} examples ({seconds:.1f}s to featurize)")
-    events.emit(progress, phase="featurize", split=split, examples=len(features), seconds=seconds)
+    events.emit(progress, phase="featurize", split=split, examples=len(features), seconds=seconds,
+                done=len(features), unit="examples", final=True)
     return features
 
 
@@ -408,6 +411,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
         output_dir.mkdir(parents=True, exist_ok=True)
         _check_existing_run(output_dir, info)
         _write_run_folder(output_dir, info, source)
+        rundir.record_seed(output_dir, runtime.seed)
 
     model = engine.build_model(runtime, source.config, task.num_labels, kind=kind, seed=runtime.seed,
                                random_init=True)
@@ -497,7 +501,8 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
                 due = (ends_epoch(result.step, n_train, c.train_batch_size) if by_epoch
                        else bool(eval_every) and result.step % eval_every == 0)
                 if tracker is not None and (due or result.step >= num_train_steps):
-                    out = engine.evaluate(predictor, data.dev, c.eval_batch_size)
+                    out = engine.evaluate(predictor, data.dev, c.eval_batch_size,
+                                          events.counter(progress, "eval", len(data.dev)))
                     results = _eval_results(task, data.dev, out, result.step)
                     history.append(results)
                     events.emit(progress, phase="eval", step=result.step, metrics=results)
@@ -563,7 +568,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
 
     if c.do_eval:
         assert data.dev is not None
-        out = engine.evaluate(predictor, data.dev, c.eval_batch_size)
+        out = engine.evaluate(predictor, data.dev, c.eval_batch_size, events.counter(progress, "eval", len(data.dev)))
         results = _eval_results(task, data.dev, out, global_step)
         if chief:
             path = rundir.write_eval_results(output_dir, results)
@@ -574,7 +579,8 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
     if c.do_predict:
         assert data.test is not None
         started = time.perf_counter()
-        logits = predictor.logits_of(data.test, c.predict_batch_size)
+        logits = predictor.logits_of(data.test, c.predict_batch_size,
+                                     events.counter(progress, "predict", len(data.test)))
         outputs = engine.outputs_from_logits(kind, logits)
         seconds = time.perf_counter() - started
         if chief:
@@ -657,11 +663,11 @@ def run(config: FinetuneConfig, progress: events.Progress | None = None) -> dict
 
 def _run_all(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, progress) -> dict[str, Any]:
     """Every --repeat run of one validated configuration (the output folder is locked)."""
-    from ..engine.device import activity, select_runtime
+    from ..engine.device import activity, select_runtime, this_process_is_chief
 
-    base_seed = c.seed
-    if c.repeat > 1 and base_seed is None:
-        base_seed = 12345
+    base_seed = rundir.run_seed(c.output_dir, c.seed)  # drawn (and recorded) when not given
+    if c.repeat > 1 and this_process_is_chief():
+        rundir.record_seed(c.output_dir, base_seed)
     runs = []
     for i in range(c.repeat):
         seed = None if base_seed is None else base_seed + i

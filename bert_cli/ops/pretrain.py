@@ -153,6 +153,7 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
             "init_weights_format": init_format,
             "learning_rate": float(config.learning_rate),
             "optimizer": config.optimizer.lower(),
+            "seed": rundir.run_seed(config.output_dir, config.seed),  # drawn when not given, reused on resume
         }
     )
     with rundir.exclusive(plan.output_dir, "pretrain", enabled=this_process_is_chief()):
