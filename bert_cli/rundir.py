@@ -7,8 +7,16 @@ task, labels, casing, max_seq_length; read by :func:`load_run_info`, written wit
 ``vocab.txt`` and ``bert_config.json`` copies by :func:`write_run_folder`), :data:`SQUAD_RUN_FILE`
 ``squad_run.json`` (how SQuAD predictions were made), :data:`EVAL_FILE` ``eval_results.txt``
 (:func:`format_eval_results`), :data:`TEST_FILE` ``test_results.tsv`` (:func:`format_test_line`),
+:data:`SEED_FILE` ``seed.json`` (the seed the run used, also when drawn at random:
+:func:`run_seed`, :func:`record_seed`), :data:`HISTORY_FILE` ``history.jsonl`` and
+:data:`REPORT_FILE` ``report.html`` (the loss and eval curves, :mod:`bert_cli.runreport`),
 and the sub-folders :data:`BEST_DIR` ``best/``, :data:`EXPORT_DIR` ``export/``,
 :data:`SAVED_MODEL_DIR` ``saved_model/``.
+
+**Seeds**: a run without ``--seed`` draws one (:func:`run_seed`) and records it in
+``seed.json`` before its first checkpoint, so ``--seed N`` repeats it and a rerun that resumes
+the folder reuses it (same data order). A folder with checkpoints from before seeds were
+recorded keeps running unseeded, as it began.
 
 **One run at a time**: :func:`exclusive` holds an advisory lock (``fcntl.flock``) on
 ``DIR/.bert.lock`` for the whole run, so a second ``bert`` pointed at the same folder fails at
@@ -46,6 +54,10 @@ SAVED_MODEL_DIR = "saved_model"
 LOCK_FILE = ".bert.lock"
 STATE_FILE = "training_state.json"  # BestTracker: keep-best / early-stopping state of a run
 LOWER_IS_BETTER = ("eval_loss", "loss")
+SEED_FILE = "seed.json"
+HISTORY_FILE = "history.jsonl"
+REPORT_FILE = "report.html"
+CHECKPOINT_STATE = "checkpoint"  # the TF1 checkpoint state file: the folder holds a trained run
 
 try:  # POSIX; elsewhere runs are not locked
     import fcntl
@@ -84,15 +96,67 @@ def exclusive(directory: str | os.PathLike, command: str, *, enabled: bool = Tru
             yield path
         except BaseException:
             if created:  # a run that failed in a folder it made leaves no folder behind
-                with contextlib.suppress(OSError):
-                    lock.unlink()
-                    path.rmdir()  # only when empty
+                _remove_if_only_bookkeeping(path)
             raise
         finally:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _remove_if_only_bookkeeping(path: Path) -> None:
+    """Remove ``path`` when it holds nothing but the lock and the seed record (a failed start)."""
+    with contextlib.suppress(OSError):
+        names = {p.name for p in path.iterdir()}
+        if names <= {LOCK_FILE, SEED_FILE}:
+            for name in names:
+                (path / name).unlink()
+            path.rmdir()
+
+
+def draw_seed() -> int:
+    """A fresh random seed (non-negative, below 2**31: every engine and ``--seed`` accept it)."""
+    import secrets
+
+    return secrets.randbelow(2**31 - 1)
+
+
+def recorded_seed(directory: str | os.PathLike) -> int | None:
+    """The seed in ``DIR/seed.json``, or None when there is no (readable) record."""
+    path = Path(directory) / SEED_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    seed = data.get("seed") if isinstance(data, dict) else None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else None
+
+
+def run_seed(directory: str | os.PathLike, requested: int | None) -> int | None:
+    """The seed of a run in ``directory``: ``requested`` (``--seed``) when given, else the one
+    recorded there (a resumed run keeps its data order), else a fresh :func:`draw_seed`.
+
+    None only for a folder whose checkpoints predate seed records (unseeded, as it began).
+    """
+    if requested is not None:
+        return requested
+    recorded = recorded_seed(directory)
+    if recorded is not None:
+        return recorded
+    if (Path(directory) / CHECKPOINT_STATE).is_file():
+        return None
+    return draw_seed()
+
+
+def record_seed(directory: str | os.PathLike, seed: int | None) -> None:
+    """Write ``DIR/seed.json`` (atomically) unless it already says ``seed``; nothing for None."""
+    if seed is None or recorded_seed(directory) == seed:
+        return
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path / SEED_FILE) as fh:
+        fh.write(json.dumps({"seed": seed}) + "\n")
 
 
 def require_trained_head(init: Mapping[str, Any] | None, output_dir: Path, head: str) -> None:

@@ -68,14 +68,21 @@ def extract(
         resolve_model(model, download=True)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
+    from .progress import count_lines, streaming
+
     last = [0]
 
-    def progress(event: dict) -> None:
-        if event.get("lines", 0) - last[0] >= 1000:
-            last[0] = event["lines"]
-            console.info(f"{event['lines']} lines, {event.get('lines_per_s') or 0.0:.1f} lines/s")
+    def periodic(event: dict) -> None:
+        if event.get("done", 0) - last[0] >= 1000:
+            last[0] = event["done"]
+            console.info(f"{event['done']} lines, {event.get('lines_per_s') or 0.0:.1f} lines/s")
 
-    with naming_errors("<stdout>"):
+    sources = paths or ["-"]
+    total = None if "-" in sources else count_lines(sources)
+    with naming_errors("<stdout>"), streaming(reads_stdin=total is None, lines=periodic, data_on_stdout=output is None) as phases:
+        def progress(event: dict) -> None:
+            phases({**event, "phase": "extract", "done": event.get("lines", 0), "total": total, "unit": "lines"})
+
         summary = ex.run(
             ex.ExtractConfig(
                 model=model,
@@ -94,7 +101,7 @@ def extract(
                 precision=precision,
                 xla=xla,
             ),
-            ex.read_input_lines(paths or ["-"]),
+            ex.read_input_lines(sources),
             sys.stdout,
             progress=progress,
         )

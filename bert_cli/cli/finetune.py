@@ -92,7 +92,8 @@ def finetune(
     Rerun the same command to resume an interrupted run.
     """
     from . import original_flags
-    from .render import print_metrics, training_progress
+    from .render import print_metrics
+    from .summary import training_run
 
     task = original_flags.task(task, task_name)
     common = dict(
@@ -109,16 +110,19 @@ def finetune(
     if task.lower() == SQUAD:
         from ..ops.finetune_squad import SquadFinetuneConfig, run as run_squad
 
-        result = run_squad(
-            SquadFinetuneConfig(
-                **common, train_file=train_file, predict_file=predict_file,
-                version_2_with_negative=version_2_with_negative, doc_stride=doc_stride,
-                max_query_length=max_query_length, n_best_size=n_best_size, max_answer_length=max_answer_length,
-                null_score_diff_threshold=null_score_diff_threshold, first_answer_only=first_answer_only,
-            ),
-            progress=training_progress(),
-        )
-        print_metrics(result.get("metrics") or {"global_step": result.get("global_step")}, json_output)
+        with training_run("finetune squad", output_dir) as progress_run:
+            result = run_squad(
+                SquadFinetuneConfig(
+                    **common, train_file=train_file, predict_file=predict_file,
+                    version_2_with_negative=version_2_with_negative, doc_stride=doc_stride,
+                    max_query_length=max_query_length, n_best_size=n_best_size, max_answer_length=max_answer_length,
+                    null_score_diff_threshold=null_score_diff_threshold, first_answer_only=first_answer_only,
+                ),
+                progress=progress_run.progress,
+            )
+            progress_run.finish(result)
+        print_metrics(result.get("metrics") or {"global_step": result.get("global_step")}, json_output,
+                      extra={"seed": result.get("seed")})
         return
 
     from ..ops.finetune import FinetuneConfig, run
@@ -136,16 +140,18 @@ def finetune(
         "multilabel": multilabel,
         "regression": regression,
     }
-    result = run(
-        FinetuneConfig(
-            **common, task=task, data_dir=data_dir,
-            task_options={k: v for k, v in task_options.items() if v is not None},
-            do_eval=do_eval, eval_batch_size=eval_batch_size, eval_every_steps=eval_every_steps,
-            eval_every_epoch=eval_every_epoch, keep_best=keep_best, early_stopping_patience=early_stopping_patience,
-            export_slim=export_slim, export_saved_model=export_saved_model, repeat=repeat,
-        ),
-        progress=training_progress(),
-    )
+    with training_run("finetune", output_dir, record=repeat == 1) as progress_run:
+        result = run(
+            FinetuneConfig(
+                **common, task=task, data_dir=data_dir,
+                task_options={k: v for k, v in task_options.items() if v is not None},
+                do_eval=do_eval, eval_batch_size=eval_batch_size, eval_every_steps=eval_every_steps,
+                eval_every_epoch=eval_every_epoch, keep_best=keep_best, early_stopping_patience=early_stopping_patience,
+                export_slim=export_slim, export_saved_model=export_saved_model, repeat=repeat,
+            ),
+            progress=progress_run.progress,
+        )
+        progress_run.finish(result)
     if "runs" in result:  # --repeat K: mean and spread over the seeds
         metrics = {k: result[k] for k in ("seeds", "mean", "std", "min", "max") if k in result}
     else:
@@ -154,5 +160,5 @@ def finetune(
         for key in sorted(metrics.get("mean", {})):
             typer.echo(f"{key} = {metrics['mean'][key]} +- {metrics.get('std', {}).get(key)}")
     else:
-        print_metrics(metrics, json_output)
+        print_metrics(metrics, json_output, extra={"seed": result.get("seed")})
 

@@ -14,8 +14,10 @@ from . import options
 
 
 def _progress():
-    """Throttled one-line progress on stderr; each line says only what is known in its phase."""
+    """A bar per phase on a terminal, else throttled one-line progress on stderr (each line says
+    only what is known in its phase)."""
     from .. import console
+    from .progress import Phases
 
     last = [0.0]
 
@@ -26,7 +28,26 @@ def _progress():
         last[0] = now
         console.info(progress_line(event))
 
-    return show
+    phases = Phases(lines=show, summaries=False)
+
+    def progress(event: dict) -> None:
+        phases({**event, **_counts(event)})
+
+    return phases, progress
+
+
+def _counts(event: dict) -> dict:
+    """``done``/``total``/``unit`` of a make-pretrain-data event (for its bar)."""
+    phase = event.get("phase")
+    if phase == "read":
+        return {"done": event.get("bytes", 0), "unit": "bytes"}
+    if phase == "create":
+        return {"done": event.get("documents", 0), "total": event.get("total_documents"), "unit": "documents"}
+    if phase == "write":
+        return {"done": event.get("instances", 0), "total": event.get("total_instances"), "unit": "instances"}
+    if phase == "shard":
+        return {"done": event.get("documents", 0), "unit": "documents"}
+    return {}
 
 
 def progress_line(event: dict) -> str:
@@ -96,27 +117,29 @@ def make_pretrain_data(
         files = resolve_model_files(model, vocab_file=vocab_file, do_lower_case=do_lower_case,
                                     force_casing=force_casing)
         vocab_file, do_lower_case = files.vocab_file, files.do_lower_case
-    summary = run(
-        MakePretrainDataConfig(
-            input_files=tuple(input_file),
-            output_files=tuple(output_file),
-            vocab_file=vocab_file or packaged_vocab_path(),
-            do_lower_case=True if do_lower_case is None else do_lower_case,
-            max_seq_length=max_seq_length,
-            max_predictions_per_seq=max_predictions_per_seq,
-            masked_lm_prob=masked_lm_prob,
-            short_seq_prob=short_seq_prob,
-            dupe_factor=dupe_factor,
-            random_seed=random_seed,
-            do_whole_word_mask=do_whole_word_mask,
-            workers=workers,
-            num_output_shards=num_output_shards,
-            shard_size_mb=shard_size_mb,
-            num_workers_total=num_workers_total,
-            worker_index=worker_index,
-        ),
-        progress=_progress(),
-    )
+    phases, progress = _progress()
+    with phases:
+        summary = run(
+            MakePretrainDataConfig(
+                input_files=tuple(input_file),
+                output_files=tuple(output_file),
+                vocab_file=vocab_file or packaged_vocab_path(),
+                do_lower_case=True if do_lower_case is None else do_lower_case,
+                max_seq_length=max_seq_length,
+                max_predictions_per_seq=max_predictions_per_seq,
+                masked_lm_prob=masked_lm_prob,
+                short_seq_prob=short_seq_prob,
+                dupe_factor=dupe_factor,
+                random_seed=random_seed,
+                do_whole_word_mask=do_whole_word_mask,
+                workers=workers,
+                num_output_shards=num_output_shards,
+                shard_size_mb=shard_size_mb,
+                num_workers_total=num_workers_total,
+                worker_index=worker_index,
+            ),
+            progress=progress,
+        )
     if json_output:
         typer.echo(json.dumps(summary))
         return

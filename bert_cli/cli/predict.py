@@ -66,7 +66,9 @@ def predict(
     )
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
-    with naming_errors("<stdout>"):
+    from .progress import streaming
+
+    with naming_errors("<stdout>"), streaming(reads_stdin=str(input_file) == "-") as progress:
         summary = run(
             PredictConfig(
                 model=model,
@@ -80,5 +82,6 @@ def predict(
             ),
             examples,
             sys.stdout,
+            progress,
         )
     console.debug(f"{summary.get('examples')} examples, {summary.get('examples_per_s') or 0.0:.1f} examples/s")

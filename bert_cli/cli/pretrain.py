@@ -54,19 +54,24 @@ def pretrain(
     scalars into --output-dir. Without --model or --bert-config-file: the bundled tiny demo BERT.
     """
     from ..ops.pretrain import PretrainConfig, run
-    from .render import print_metrics, training_progress
+    from .render import print_metrics
+    from .summary import training_run
 
-    result = run(
-        PretrainConfig(
-            input_file=input_file, output_dir=output_dir, model=model, download=download,
-            bert_config_file=bert_config_file, init_checkpoint=init_checkpoint, do_train=do_train, do_eval=do_eval,
-            train_batch_size=train_batch_size, eval_batch_size=eval_batch_size, learning_rate=learning_rate,
-            num_train_steps=num_train_steps, num_warmup_steps=num_warmup_steps, max_seq_length=max_seq_length,
-            max_predictions_per_seq=max_predictions_per_seq, save_checkpoints_steps=save_checkpoints_steps,
-            max_eval_steps=max_eval_steps, keep_checkpoints=keep_checkpoints, device=device, precision=precision,
-            xla=xla, seed=seed, gradient_accumulation_steps=gradient_accumulation_steps, optimizer=optimizer,
-            log_every_steps=log_every_steps, export_hf=export_hf,
-        ),
-        progress=training_progress(),
-    )
-    print_metrics(result.get("eval") or {"global_step": result.get("global_step")}, json_output)
+    with training_run("pretrain", output_dir) as progress_run:
+        result = run(
+            PretrainConfig(
+                input_file=input_file, output_dir=output_dir, model=model, download=download,
+                bert_config_file=bert_config_file, init_checkpoint=init_checkpoint, do_train=do_train,
+                do_eval=do_eval, train_batch_size=train_batch_size, eval_batch_size=eval_batch_size,
+                learning_rate=learning_rate, num_train_steps=num_train_steps, num_warmup_steps=num_warmup_steps,
+                max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq,
+                save_checkpoints_steps=save_checkpoints_steps, max_eval_steps=max_eval_steps,
+                keep_checkpoints=keep_checkpoints, device=device, precision=precision, xla=xla, seed=seed,
+                gradient_accumulation_steps=gradient_accumulation_steps, optimizer=optimizer,
+                log_every_steps=log_every_steps, export_hf=export_hf,
+            ),
+            progress=progress_run.progress,
+        )
+        progress_run.finish(result)
+    print_metrics(result.get("eval") or {"global_step": result.get("global_step")}, json_output,
+                  extra={"seed": result.get("seed")})

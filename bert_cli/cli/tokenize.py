@@ -89,7 +89,11 @@ def tokenize(
         sys.stdout.reconfigure(encoding="utf-8")
     from .. import console
     from ..fileio import naming_errors
+    from .progress import streaming
 
-    with naming_errors("<stdout>"):
-        summary = run_tokenize(config, _lines(paths), sys.stdout, flush=None if interactive else False)
+    reads_stdin = any(str(p) == "-" for p in paths)
+    total = None if reads_stdin else sum(p.stat().st_size for p in paths if p.is_file())
+    with naming_errors("<stdout>"), streaming(reads_stdin=reads_stdin) as progress:
+        summary = run_tokenize(config, _lines(paths), sys.stdout, flush=None if interactive else False,
+                               progress=progress, total_bytes=total)
     console.debug(f"tokenized {summary.get('lines', 0)} lines")

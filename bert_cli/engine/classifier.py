@@ -31,7 +31,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
@@ -181,11 +181,16 @@ class Predictor:
             tf.convert_to_tensor(batch["segment_ids"], tf.int32),
         ).numpy()
 
-    def logits_of(self, features: Any, batch_size: int) -> np.ndarray:
-        """Logits of every example, in order, batched by ``batch_size``."""
+    def logits_of(self, features: Any, batch_size: int, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        """Logits of every example, in order, batched by ``batch_size``; ``on_batch(n)`` after
+        each batch with the number of examples done so far (progress)."""
         out = []
+        done = 0
         for batch in inference_dataset(features, batch_size):
             out.append(self.logits(batch["input_ids"], batch["input_mask"], batch["segment_ids"]))
+            done += len(out[-1])
+            if on_batch is not None:
+                on_batch(done)
         if not out:
             return np.zeros([0, self.model.num_labels], np.float32)
         return np.concatenate(out, axis=0)
@@ -213,11 +218,13 @@ class EvalOutput:
     loss: float
 
 
-def evaluate(predictor: Predictor, features: Any, batch_size: int) -> EvalOutput:
-    """Forward every example in order and compute the losses the original reports."""
+def evaluate(predictor: Predictor, features: Any, batch_size: int,
+             on_batch: Callable[[int], None] | None = None) -> EvalOutput:
+    """Forward every example in order and compute the losses the original reports
+    (``on_batch``: see :meth:`Predictor.logits_of`)."""
     model = predictor.model
     arrays = _as_arrays(features)
-    logits = predictor.logits_of(arrays, batch_size)
+    logits = predictor.logits_of(arrays, batch_size, on_batch)
     per_example = model.per_example_loss(tf.constant(logits), tf.constant(arrays["labels"])).numpy()
     batch_means = [float(np.mean(per_example[i : i + batch_size])) for i in range(0, len(per_example), batch_size)]
     return EvalOutput(

@@ -39,7 +39,7 @@ from .. import console
 from ..errors import InputError, UsageError
 from ..events import Progress
 from ..modelconfig import BertConfig
-from ..rundir import EVAL_FILE, write_eval_results
+from ..rundir import EVAL_FILE, record_seed, write_eval_results
 from .checkpoint import load_into, tf1_names
 from .checkpoint_reader import BundleReader
 from .driver import scalars
@@ -346,10 +346,12 @@ def pretrain(plan: PretrainPlan, progress: Progress | None = None) -> dict[str, 
     run.restore()  # before the output folder is made: a damaged checkpoint leaves nothing behind
     if run.runtime.is_chief:
         plan.output_dir.mkdir(parents=True, exist_ok=True)
+        record_seed(plan.output_dir, plan.seed)  # before the first checkpoint: a resume reuses it
     result: dict[str, Any] = {
         "output_dir": str(plan.output_dir),
         "device": run.runtime.banner,
         "initial_global_step": run.initial_step,
+        "seed": plan.seed,
         "resumed_from": run.resumed_from,
         "init_checkpoint": plan.init_checkpoint if run.resumed_from is None else None,
     }

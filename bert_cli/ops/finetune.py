@@ -179,13 +179,16 @@ def _featurize(task: Task, data_dir: Path, split: str, tokenizer, max_seq_length
     def on_example(i, example, features):
         if i < 5:
             console.debug(format_example_log(example, features))
+        if (i + 1) % 256 == 0:
+            events.emit(progress, phase="featurize", split=split, done=i + 1, unit="examples")
 
     features = convert_examples(task.read(data_dir, split), tokenizer, max_seq_length, task=task, on_example=on_example)
     seconds = time.perf_counter() - started
     if features.truncated:
         console.debug(f"{split}: {features.truncated} of {len(features)} examples truncated to {max_seq_length} tokens")
     console.info(f"{task.name} {split}: {len(features)} examples ({seconds:.1f}s to featurize)")
-    events.emit(progress, phase="featurize", split=split, examples=len(features), seconds=seconds)
+    events.emit(progress, phase="featurize", split=split, examples=len(features), seconds=seconds,
+                done=len(features), unit="examples", final=True)
     return features
 
 
@@ -268,6 +271,7 @@ def _run_once(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, ru
         output_dir.mkdir(parents=True, exist_ok=True)
         training.check_existing_run(output_dir, info)
         training.write_run_files(output_dir, info, source)
+        rundir.record_seed(output_dir, runtime.seed)
 
     model = engine.build_model(runtime, source.config, task.num_labels, kind=kind, seed=runtime.seed,
                                random_init=True)
@@ -286,7 +290,7 @@ def _run_once(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, ru
 
     if c.do_train:
         assert data.train is not None
-        evaluation = _evaluation(c, task, data, predictor, output_dir, info, source, model)
+        evaluation = _evaluation(c, task, data, predictor, output_dir, info, source, model, progress)
         driver = training.finetune(
             c, runtime, model, engine.loss_fn(model), n_train=len(data.train),
             dataset=lambda skip: engine.train_dataset(data.train, c.train_batch_size // c.gradient_accumulation_steps,
@@ -304,7 +308,7 @@ def _run_once(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, ru
 
     if c.do_eval:
         assert data.dev is not None
-        out = engine.evaluate(predictor, data.dev, c.eval_batch_size)
+        out = engine.evaluate(predictor, data.dev, c.eval_batch_size, events.counter(progress, "eval", len(data.dev)))
         results = _eval_results(task, data.dev, out, global_step)
         if chief:
             path = rundir.write_eval_results(output_dir, results)
@@ -315,7 +319,8 @@ def _run_once(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, ru
     if c.do_predict:
         assert data.test is not None
         started = time.perf_counter()
-        logits = predictor.logits_of(data.test, c.predict_batch_size)
+        logits = predictor.logits_of(data.test, c.predict_batch_size,
+                                     events.counter(progress, "predict", len(data.test)))
         outputs = engine.outputs_from_logits(kind, logits)
         seconds = time.perf_counter() - started
         if chief:
@@ -345,7 +350,8 @@ def _run_once(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, ru
     return summary
 
 
-def _evaluation(c: FinetuneConfig, task: Task, data: _Data, predictor, output_dir: Path, info, source, model):
+def _evaluation(c: FinetuneConfig, task: Task, data: _Data, predictor, output_dir: Path, info, source, model,
+                progress: events.Progress | None):
     """The driver's periodic evaluation (every N steps or each epoch; keep-best, early stopping)."""
     from ..engine import classifier as engine
     from ..engine.driver import Evaluation
@@ -368,7 +374,8 @@ def _evaluation(c: FinetuneConfig, task: Task, data: _Data, predictor, output_di
                           f"(task {task.name} reports: {', '.join(available_metrics(task))})")
 
     return Evaluation(
-        evaluate=lambda step: _eval_results(task, data.dev, engine.evaluate(predictor, data.dev, c.eval_batch_size), step),
+        evaluate=lambda step: _eval_results(task, data.dev, engine.evaluate(
+            predictor, data.dev, c.eval_batch_size, events.counter(progress, "eval", len(data.dev))), step),
         due=due,
         tracker=rundir.BestTracker.load(output_dir, metric_key(c.keep_best or "eval_loss")),
         state_dir=output_dir,
@@ -435,11 +442,11 @@ def run(config: FinetuneConfig, progress: events.Progress | None = None) -> dict
 
 def _run_all(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, progress) -> dict[str, Any]:
     """Every --repeat run of one validated configuration (the output folder is locked)."""
-    from ..engine.device import activity, select_runtime
+    from ..engine.device import activity, select_runtime, this_process_is_chief
 
-    base_seed = c.seed
-    if c.repeat > 1 and base_seed is None:
-        base_seed = 12345
+    base_seed = rundir.run_seed(c.output_dir, c.seed)  # drawn (and recorded) when not given
+    if c.repeat > 1 and this_process_is_chief():
+        rundir.record_seed(c.output_dir, base_seed)
     runs = []
     for i in range(c.repeat):
         seed = None if base_seed is None else base_seed + i

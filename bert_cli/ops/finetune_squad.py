@@ -177,6 +177,14 @@ def _has_answers(data: list) -> bool:
     return any(qa["answers"] or qa.get("is_impossible") for qa in qas)
 
 
+def _reporting(features, report, every: int = 64):
+    """Yield ``features``; ``report(questions begun)`` every ``every`` features (progress)."""
+    for n, feature in enumerate(features, 1):
+        if report is not None and n % every == 0:
+            report(feature.example_index + 1)
+        yield feature
+
+
 # ============================================================================ training data
 
 
@@ -211,12 +219,14 @@ def _ensure_train_records(c: SquadFinetuneConfig, featurize: FeaturizeConfig, ex
     started = time.perf_counter()
     features = convert_examples_to_features(examples, tokenizer, featurize.max_seq_length, featurize.doc_stride,
                                             featurize.max_query_length, is_training=True)
-    count = write_features(path, features, is_training=True)
+    report = events.counter(progress, "featurize", len(examples), unit="questions", split="train")
+    count = write_features(path, _reporting(features, report), is_training=True)
     seconds = time.perf_counter() - started
     with atomic_write(info_path) as fh:
         fh.write(json.dumps({**info, "features": count}, indent=2) + "\n")
     console.info(f"wrote {path}: {len(examples)} examples -> {count} features ({seconds:.1f}s)")
-    events.emit(progress, phase="featurize", split="train", examples=len(examples), features=count, seconds=seconds)
+    events.emit(progress, phase="featurize", split="train", examples=len(examples), features=count, seconds=seconds,
+                done=len(examples), total=len(examples), unit="questions", final=True)
     return path, count
 
 
@@ -281,19 +291,23 @@ def _predict(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[
     started = time.perf_counter()
     logits_path = output_dir / RAW_LOGITS_FILE
     with RawLogitsWriter(logits_path) as writer:
-        for result in predictor.raw_results(features(), c.predict_batch_size):
+        report = events.counter(progress, "predict", len(examples), unit="questions")
+        for result in predictor.raw_results(_reporting(features(), report), c.predict_batch_size):
             writer.write(result)
             if writer.count % (50 * c.predict_batch_size) == 0:
                 events.emit(progress, phase="predict", features=writer.count)
         n_features = writer.count
     seconds = time.perf_counter() - started
-    events.emit(progress, phase="predict", features=n_features, seconds=seconds, final=True)
+    events.emit(progress, phase="predict", features=n_features, seconds=seconds, final=True,
+                done=len(examples), total=len(examples), unit="questions")
     console.info(f"wrote {logits_path}: {len(examples)} questions, {n_features} features ({seconds:.1f}s)")
 
     config = PredictionConfig(n_best_size=c.n_best_size, max_answer_length=c.max_answer_length, do_lower_case=lower,
                               version_2_with_negative=c.version_2_with_negative,
                               null_score_diff_threshold=c.null_score_diff_threshold)
-    preds = write_predictions(examples, features(), read_raw_logits(logits_path), config)
+    report = events.counter(progress, "postprocess", len(examples), unit="questions")
+    preds = write_predictions(examples, _reporting(features(), report), read_raw_logits(logits_path), config)
+    events.emit(progress, phase="postprocess", done=len(examples), total=len(examples), unit="questions", final=True)
     paths = write_prediction_files(output_dir, preds)
     info = make_run_info(Path(c.predict_file).resolve(), vocab, featurize, config)
     paths["run_info"] = write_run_info(output_dir, info)
@@ -355,7 +369,7 @@ def run(config: SquadFinetuneConfig, progress: events.Progress | None = None) ->
 
     from ..engine.device import activity, select_runtime
 
-    runtime = select_runtime(c.device, c.precision, c.xla, c.seed)
+    runtime = select_runtime(c.device, c.precision, c.xla, rundir.run_seed(c.output_dir, c.seed))
     console.info(runtime.describe(activity(train=c.do_train, predict=c.do_predict)))
     runtime.apply_keras_policy()
     with rundir.exclusive(c.output_dir, "finetune squad", enabled=runtime.is_chief):
@@ -371,6 +385,7 @@ def _run_locked(c, featurize, source, tokenizer, train_examples, predict_example
     output_dir.mkdir(parents=True, exist_ok=True)
     if runtime.is_chief:
         vocab = rundir.copy_model_files(output_dir, vocab_file=source.vocab_file, config_json=source.config.to_json())
+        rundir.record_seed(output_dir, runtime.seed)
     else:
         vocab = source.vocab_file.resolve()
 

@@ -209,7 +209,8 @@ def run(
         count += len(batch)
         if progress is not None:
             elapsed = time.perf_counter() - started
-            progress({"phase": "predict", "examples": count, "examples_per_s": count / elapsed if elapsed > 0 else None})
+            progress({"phase": "predict", "examples": count, "examples_per_s": count / elapsed if elapsed > 0 else None,
+                      "done": count, "unit": "examples"})
     seconds = time.perf_counter() - started
     rate = count / seconds if seconds > 0 and count else None
     if rate is not None:

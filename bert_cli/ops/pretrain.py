@@ -159,7 +159,8 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
         init_checkpoint=init,
         init_weights_format=init_format,
         options=dataclasses.replace(config, learning_rate=float(config.learning_rate),
-                                    optimizer=config.optimizer.lower()),
+                                    optimizer=config.optimizer.lower(),
+                                    seed=rundir.run_seed(config.output_dir, config.seed)),  # drawn when not given, reused on resume
     )
     with rundir.exclusive(plan.output_dir, "pretrain", enabled=this_process_is_chief()):
         summary = pretrain(plan, progress)

@@ -35,11 +35,12 @@ import multiprocessing
 import os
 import signal
 import stat
+import time
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator, TextIO
+from typing import Callable, Iterable, Iterator, TextIO
 
 from ..errors import BertError, UsageError
 from ..text.features import build_features, truncate_seq_pair
@@ -202,7 +203,8 @@ def _flushes_each_line(out: TextIO) -> bool:
     return not stat.S_ISREG(mode)
 
 
-def run_tokenize(config: TokenizeConfig, inputs: Iterable[bytes], out: TextIO, *, flush: bool | None = None) -> dict:
+def run_tokenize(config: TokenizeConfig, inputs: Iterable[bytes], out: TextIO, *, flush: bool | None = None,
+                 progress: Callable[[dict], None] | None = None, total_bytes: int | None = None) -> dict:
     """Tokenize every input line to ``out``; return ``{"lines", "tokens", "bytes"}``.
 
     Streaming and constant memory: each line is written before the next is read. ``flush``:
@@ -210,13 +212,24 @@ def run_tokenize(config: TokenizeConfig, inputs: Iterable[bytes], out: TextIO, *
     once; None (default) does so unless ``out`` is a regular file. Pass False when the input
     can never block (regular files): a pipeline then runs at full speed. Raises NotFoundError /
     InputError for the vocab and UsageError for bad options, before reading any input.
+    ``progress`` gets ``{"phase": "tokenize", "done": bytes read, "total": total_bytes,
+    "unit": "bytes", "lines"}`` every few thousand lines and at the end (``final``).
     """
     validate(config)
     tokenizer = load_tokenizer(config)
     if flush is None:
         flush = _flushes_each_line(out)
+    started = time.perf_counter()
+
+    def report(lines: int, nbytes: int, final: bool = False) -> None:
+        if progress is not None:
+            progress({"phase": "tokenize", "done": nbytes, "total": total_bytes, "unit": "bytes", "lines": lines,
+                      "seconds": time.perf_counter() - started, "final": final})
+
     if config.workers > 1:
-        return _run_parallel(config, inputs, out, flush)
+        summary = _run_parallel(config, inputs, out, flush, report)
+        report(summary["lines"], summary["bytes"], final=True)
+        return summary
     formatter = LineFormatter(tokenizer, config)
     flush = out.flush if flush else None
     write = out.write
@@ -227,7 +240,10 @@ def run_tokenize(config: TokenizeConfig, inputs: Iterable[bytes], out: TextIO, *
         write(formatter.format(decode_line(raw)) + "\n")
         if flush is not None:
             flush()
+        if not lines & 4095:
+            report(lines, nbytes)
     out.flush()
+    report(lines, nbytes, final=True)
     return {"lines": lines, "tokens": formatter.tokens, "bytes": nbytes}
 
 
@@ -259,7 +275,8 @@ def _batches(inputs: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
         yield batch
 
 
-def _run_parallel(config: TokenizeConfig, inputs: Iterable[bytes], out: TextIO, flush_each: bool) -> dict:
+def _run_parallel(config: TokenizeConfig, inputs: Iterable[bytes], out: TextIO, flush_each: bool,
+                  report: Callable[[int, int], None]) -> dict:
     """Batches through a process pool, written in input order.
 
     A ``concurrent.futures`` pool rather than ``multiprocessing.Pool``: when the work stops early
@@ -294,6 +311,7 @@ def _run_parallel(config: TokenizeConfig, inputs: Iterable[bytes], out: TextIO, 
             lines += len(batch)
             nbytes += sum(map(len, batch))
             pending.append(pool.submit(_work, batch))
+            report(lines, nbytes)
             while len(pending) >= 2 * workers or (pending and pending[0].done()):
                 drain_one()
         while pending:
