@@ -26,7 +26,9 @@ Variants (``--variants``, comma-separated, run in this order):
 * ``torch-trim``  -- transformers on batches cut the same way (its best case, what
                      ``DataCollatorWithPadding`` does);
 * ``torch-orig``  -- ``torch-trim`` with the original optimizer (Adam without bias correction,
-                     :func:`original_adam`) instead of torch's ``AdamW``: the same recipe as ours.
+                     :func:`bench.torch_peer.original_adam`, multi-tensor) and schedule
+                     (linear decay from step 0) instead of torch's ``AdamW`` and
+                     ``get_linear_schedule_with_warmup``: the same recipe as ours.
 
 Both use ``--threads`` CPU threads (default: all cores; TF intra/inter-op and
 ``torch.set_num_threads``). Reported per run: dev accuracy / F1 and training examples/s
@@ -118,36 +120,6 @@ def run_ours(args, out_dir: Path, seed: int, *, trim: bool = True) -> dict:
     }
 
 
-def original_adam(params, lr: float):
-    """torch twin of the original ``AdamWeightDecayOptimizer``: Adam WITHOUT bias correction,
-    decoupled decay added to the update (``p -= lr * (m / (sqrt(v) + eps) + decay * p)``)."""
-    import torch
-
-    class OriginalAdamW(torch.optim.Optimizer):
-        def __init__(self, params, lr):
-            super().__init__(params, dict(lr=lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0))
-
-        @torch.no_grad()
-        def step(self):
-            for group in self.param_groups:
-                b1, b2 = group["betas"]
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    state = self.state[p]
-                    if not state:
-                        state["m"], state["v"] = torch.zeros_like(p), torch.zeros_like(p)
-                    m, v = state["m"], state["v"]
-                    m.mul_(b1).add_(p.grad, alpha=1 - b1)
-                    v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                    update = m / (v.sqrt() + group["eps"])
-                    if group["weight_decay"]:
-                        update.add_(p, alpha=group["weight_decay"])
-                    p.add_(update, alpha=-group["lr"])
-
-    return OriginalAdamW(params, lr)
-
-
 def run_torch(args, threads: int, seed: int, *, trim: bool = False, original_optimizer: bool = False) -> dict:
     import numpy as np
     import torch
@@ -173,11 +145,14 @@ def run_torch(args, threads: int, seed: int, *, trim: bool = False, original_opt
         {"params": [p for n, p in model.named_parameters() if not any(x in n for x in no_decay)], "weight_decay": 0.01},
         {"params": [p for n, p in model.named_parameters() if any(x in n for x in no_decay)], "weight_decay": 0.0},
     ]
-    if original_optimizer:
+    if original_optimizer:  # the original's optimizer and schedule (lr decays from step 0)
+        from bench.torch_peer import original_adam, original_schedule
+
         optimizer = original_adam(groups, LR)
+        scheduler = original_schedule(optimizer, steps, int(steps * WARMUP))
     else:
         optimizer = torch.optim.AdamW(groups, lr=LR, eps=1e-6)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * WARMUP), steps)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * WARMUP), steps)
     rng = np.random.default_rng(seed)
 
     from bert_cli.engine.padding import trim_arrays
