@@ -50,7 +50,7 @@ def extract(
     batch_size: int = options.option(S.EXTRACT_BATCH_SIZE, panel=options.DEVICE_PANEL, help="Lines per model call."),
     device: str = options.DEVICE,
     precision: str = options.option(S.EXTRACT_PRECISION, metavar="NAME", panel=options.DEVICE_PANEL, help="fp32 (default, exact values) | bf16 | fp16 | auto."),
-    xla: Optional[bool] = options.EXTRACT_XLA,
+    xla: Optional[bool] = options.XLA,
 ) -> None:
     """Extract per-token hidden states (or pooled sentence vectors) from a BERT model.
 

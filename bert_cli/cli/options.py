@@ -134,10 +134,7 @@ DEVICE = option(S.DEVICE, metavar="NAME", panel=DEVICE_PANEL,
 PRECISION = option(S.PRECISION, metavar="NAME", panel=DEVICE_PANEL,
                    help="auto | fp32 | bf16 | fp16 (auto: bf16 on TPU, fp16 + loss scaling on GPU, fp32 on CPU).")
 XLA = flag("--xla/--no-xla", default=None, panel=DEVICE_PANEL,
-           help="Compile with XLA (default: on for GPU/TPU, off for CPU).")
-# bert extract decides its own default (ops.extract.XLA_DEFAULT): on everywhere.
-EXTRACT_XLA = flag("--xla/--no-xla", default=None, panel=DEVICE_PANEL,
-                   help="Compile with XLA (default: on, CPU included: one compile per batch shape, then faster).")
+           help="Compile with XLA (default: on for GPU/TPU, off for CPU, where it measured slower).")
 
 # --- Hugging Face export (bert_cli.ops.export_hf) -------------------------------------------
 EXPORT_HF = typer.Option(

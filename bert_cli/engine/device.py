@@ -27,9 +27,9 @@ loaded, XLA on/off runs interleaved): ``bench/pretrain.py --variants ours --conf
 --steps 20`` took 163 / 236 s with XLA on vs 157 / 168 s off (first step, the compile,
 43-55 s vs 27 s; steady steps/s 0.21 / 0.13 on vs 0.20 / 0.18 off: no steady gain to pay the
 compile back); ``bench/finetune_mrpc.py --variants ours --max-steps 40`` (MiniLM) trained at
-2.37 ex/s with XLA on (639 s whole command) vs 6.63 ex/s off (221 s). ``bert extract`` has
-its own default (``ops.extract.XLA_DEFAULT``); on the same CPU it measured 16 lines 24.6 s on
-vs 23.3 s off and 512 lines 60.3 s on vs 34.3 s off (medians of 3, MiniLM, ``--pooling
+2.37 ex/s with XLA on (639 s whole command) vs 6.63 ex/s off (221 s). ``bert extract`` follows
+the same default (it used to compile on CPU too): on the same CPU it measured 16 lines 24.6 s
+on vs 23.3 s off and 512 lines 60.3 s on vs 34.3 s off (medians of 3, MiniLM, ``--pooling
 mean``). GPU/TPU: not measured here (no such machine was available).
 
 ``seed`` seeds Python ``random``, NumPy and TensorFlow (``keras.utils.set_random_seed``);

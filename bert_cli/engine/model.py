@@ -336,8 +336,9 @@ def inference_function(model: BertModel, *, jit_compile: bool = True, all_layers
     """A ``tf.function`` forward with a fixed signature (int32 [None, None] x 3), no retracing.
 
     Returns a dict with ``sequence_output`` and ``pooled_output`` (plus ``all_encoder_layers``
-    stacked [L, B, S, H] when ``all_layers``). XLA (``jit_compile``) is on by default: on CPU
-    it measured ~1.5x faster than plain graph mode for BERT-Base (bench/extract.py). XLA
+    stacked [L, B, S, H] when ``all_layers``). With ``jit_compile`` on, a long BERT-Base
+    extract measured ~1.5x faster than plain graph mode on a 2-core AVX-512 CPU (bench/extract.py),
+    but slower on a 2-core AVX2 one (``bert extract`` leaves it to the engine's default). XLA
     compiles once per new input shape (seconds for BERT-Base), so feed fixed shapes: pad to
     ``max_seq_length`` and, ideally, pad the last batch too.
     """

@@ -91,12 +91,6 @@ DEFAULT_LAYERS = (-1, -2, -3, -4)
 DEFAULT_POOLING_LAYERS = (-1,)
 
 
-# XLA for extract, unless --xla/--no-xla says otherwise: on for every device, CPU included (one
-# compile per batch shape, then ~1.5x faster than graph mode; bench/extract.py). This is the one
-# home of that default; `bert extract --help` (cli.options.EXTRACT_XLA) describes it.
-XLA_DEFAULT = True
-
-
 @dataclasses.dataclass(frozen=True)
 class ExtractConfig:
     """Options of ``bert extract``.
@@ -119,7 +113,7 @@ class ExtractConfig:
     output: str | os.PathLike | None = None  # file to write (atomically); None: jsonl to ``out``
     device: str = S.DEVICE.field()
     precision: str = S.EXTRACT_PRECISION.field()  # fp32 keeps the original's values; bf16/fp16 are faster, less exact
-    xla: bool | None = S.XLA.field()  # None: XLA_DEFAULT
+    xla: bool | None = S.XLA.field()  # None: the engine's default (engine.device: off on CPU)
 
     def __post_init__(self) -> None:
         check_fields(self)  # each value's range, once (UsageError naming the flag)
@@ -396,8 +390,7 @@ def _load_forward(config: ExtractConfig, model_files, config_file: Path, pooling
     from ..engine.loading import load_encoder, pooler_missing
     from ..engine.model import inference_function
 
-    xla = XLA_DEFAULT if config.xla is None else bool(config.xla)
-    runtime = select_runtime(config.device, config.precision, xla)
+    runtime = select_runtime(config.device, config.precision, config.xla)
     _, model, report = load_encoder(
         config_file=config_file,
         model_files=model_files,
