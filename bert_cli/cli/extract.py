@@ -62,10 +62,6 @@ def extract(
     from ..ops import extract as ex
 
     paths = [str(p) for p in (files or [])] + ([str(input_file)] if input_file else [])
-    if model is not None and download:
-        from ..models.resolve import resolve_model
-
-        resolve_model(model, download=True)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
     from .progress import count_lines, streaming
@@ -91,6 +87,7 @@ def extract(
                 init_checkpoint=init_checkpoint,
                 do_lower_case=do_lower_case,
                 force_casing=force_casing,
+                download=download,
                 layers=layers,
                 max_seq_length=max_seq_length,
                 batch_size=batch_size,

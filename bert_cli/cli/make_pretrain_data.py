@@ -104,27 +104,22 @@ def make_pretrain_data(
     """
     from .. import console
     from ..ops.make_pretrain_data import MakePretrainDataConfig, run
-    from ..text.vocab import packaged_vocab_path
 
     if not input_file:
         from ..resources import path as resource_path
 
         input_file = [str(resource_path("sample_text.txt"))]
         console.info(f"no --input-file: using the bundled sample text {input_file[0]}")
-    if model is not None or vocab_file is not None:
-        from ..models.policy import resolve_model_files
-
-        files = resolve_model_files(model, vocab_file=vocab_file, do_lower_case=do_lower_case,
-                                    force_casing=force_casing)
-        vocab_file, do_lower_case = files.vocab_file, files.do_lower_case
     phases, progress = _progress()
     with phases:
         summary = run(
             MakePretrainDataConfig(
                 input_files=tuple(input_file),
                 output_files=tuple(output_file),
-                vocab_file=vocab_file or packaged_vocab_path(),
-                do_lower_case=True if do_lower_case is None else do_lower_case,
+                vocab_file=vocab_file,
+                do_lower_case=do_lower_case,
+                model=model,
+                force_casing=force_casing,
                 max_seq_length=max_seq_length,
                 max_predictions_per_seq=max_predictions_per_seq,
                 masked_lm_prob=masked_lm_prob,

@@ -67,15 +67,11 @@ def tokenize(
     from ..ops.tokenize import TokenizeConfig, run_tokenize
 
     paths = list(files or [Path("-")])
-    if model is not None or vocab_file is not None:
-        from ..models.policy import resolve_model_files
-
-        resolved = resolve_model_files(model, vocab_file=vocab_file, do_lower_case=do_lower_case,
-                                       force_casing=force_casing)
-        vocab_file, do_lower_case = resolved.vocab_file, resolved.do_lower_case
     config = TokenizeConfig(
         vocab_file=vocab_file,
-        do_lower_case=True if do_lower_case is None else do_lower_case,
+        do_lower_case=do_lower_case,
+        model=model,
+        force_casing=force_casing,
         output_format=output_format.value,
         pairs=pairs,
         max_seq_length=max_seq_length,

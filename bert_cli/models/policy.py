@@ -1,8 +1,8 @@
 """The one model-files policy: ``--model NAME|DIR`` plus explicit files -> what a command loads.
 
-Every command that reads a model calls :func:`resolve_model_files` (``tokenize``,
-``make-pretrain-data``, ``pretrain``, ``finetune``, ``finetune squad``, ``extract``; ``predict``
-reads a run folder through it too). The rules, in one place:
+Every command that reads a model calls :func:`resolve_model_files` from its ``ops`` module
+(``pretrain``, ``finetune``, ``finetune squad``, ``extract``; ``predict`` reads a run folder
+through it too; ``tokenize`` and ``make-pretrain-data`` through :func:`tokenizer_files`). The rules, in one place:
 
 * **Explicit files override the folder's**: ``--vocab-file``, ``--bert-config-file``,
   ``--init-checkpoint`` each replace the matching file of ``--model`` (and work without it).
@@ -107,6 +107,22 @@ def resolve_model_files(
             raise NotFoundError(f"checkpoint not found: {init_checkpoint}")
     lower = _casing(do_lower_case, casing, name, force_casing, vocab) if tokenizes else bool(casing in (None, True))
     return ResolvedModel(vocab, config, checkpoint, weights, lower, name, directory)
+
+
+def tokenizer_files(model: str | None = None, *, vocab_file: str | Path | None = None,
+                    do_lower_case: bool | None = None, force_casing: bool = False,
+                    download: bool = False) -> tuple[Path, bool]:
+    """The vocabulary and casing of a command that only tokenizes (``tokenize``,
+    ``make-pretrain-data``): :func:`resolve_model_files` when ``--model`` or ``--vocab-file`` is
+    given, else Google's uncased vocabulary shipped with ``bert`` (lower-cased unless
+    ``--no-do-lower-case``), which works offline."""
+    if model is None and vocab_file is None:
+        from ..resources import UNCASED_VOCAB, path
+
+        return path(UNCASED_VOCAB), True if do_lower_case is None else bool(do_lower_case)
+    files = resolve_model_files(model, vocab_file=vocab_file, do_lower_case=do_lower_case,
+                                force_casing=force_casing, download=download)
+    return Path(files.vocab_file), files.do_lower_case
 
 
 def _casing(flag: bool | None, model_casing: bool | None, name: str, force: bool, vocab: Path | None) -> bool:

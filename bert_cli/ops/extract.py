@@ -105,6 +105,7 @@ class ExtractConfig:
     init_checkpoint: str | os.PathLike | None = None  # TF1 prefix/dir, or model.safetensors
     do_lower_case: bool | None = None  # default: the model's casing (see bert_cli.models.policy)
     force_casing: bool = False
+    download: bool = False  # fetch a catalogue model that is not cached
     layers: str | Sequence[int] | None = None  # "-1,-2,-3,-4" (tokens) / "-1" (pooling) when None
     max_seq_length: int = S.MAX_SEQ_LENGTH.field()
     batch_size: int = S.EXTRACT_BATCH_SIZE.field()
@@ -247,7 +248,7 @@ def _model_sources(config: ExtractConfig):
     files = resolve_model_files(
         config.model, vocab_file=config.vocab_file, bert_config_file=config.bert_config_file,
         init_checkpoint=config.init_checkpoint, do_lower_case=config.do_lower_case,
-        force_casing=config.force_casing,
+        force_casing=config.force_casing, download=config.download,
     )
     return files.require("vocab", "config", "checkpoint")
 

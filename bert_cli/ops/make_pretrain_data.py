@@ -76,8 +76,10 @@ class MakePretrainDataConfig:
 
     input_files: tuple[str, ...]  # paths, globs or comma lists; "-" = stdin
     output_files: tuple[str, ...]  # paths or comma lists, or one pattern with %d / %05d
-    vocab_file: Path
-    do_lower_case: bool = True
+    vocab_file: Path | None = None  # None (and no model): Google's uncased vocabulary shipped with bert
+    do_lower_case: bool | None = None  # None: the model's, else lower-case (models.policy)
+    model: str | None = None  # --model NAME|DIR: vocabulary and casing (models.policy.tokenizer_files)
+    force_casing: bool = False
     # defaults and ranges: bert_cli.ops.option_specs
     max_seq_length: int = S.PRETRAIN_DATA_MAX_SEQ_LENGTH.field()
     max_predictions_per_seq: int = S.MAX_PREDICTIONS_PER_SEQ.field()
@@ -324,6 +326,16 @@ def _warn_single_document() -> None:
 # -------------------------------------------------------------------------------------- runs
 
 
+def with_model_files(config: MakePretrainDataConfig) -> MakePretrainDataConfig:
+    """``config`` with its vocabulary and casing resolved (the one policy:
+    :func:`bert_cli.models.policy.tokenizer_files`)."""
+    from ..models.policy import tokenizer_files
+
+    vocab, lower = tokenizer_files(config.model, vocab_file=config.vocab_file, do_lower_case=config.do_lower_case,
+                                   force_casing=config.force_casing)
+    return dataclasses.replace(config, vocab_file=vocab, do_lower_case=lower, model=None)
+
+
 def run(
     config: MakePretrainDataConfig, progress: Progress | None = None, stdin: IO | None = None
 ) -> dict:
@@ -333,6 +345,7 @@ def run(
     ``total_documents`` while creating instances in exact mode, ``shards`` in sharded mode).
     """
     validate(config)
+    config = with_model_files(config)
     for output in _split(config.output_files):
         check_writable_file(output)
     inputs = expand_input_files(config.input_files)

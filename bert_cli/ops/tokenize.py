@@ -37,6 +37,7 @@ import signal
 import stat
 import time
 from collections import deque
+import dataclasses
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -46,7 +47,6 @@ from ..errors import BertError, UsageError
 from ..text.features import build_features, truncate_seq_pair
 from ..text.lines import PAIR_RE
 from ..text.tokenization import FullTokenizer
-from ..text.vocab import packaged_vocab_path
 from . import option_specs as S
 from .option_specs import check_fields
 
@@ -62,8 +62,10 @@ PAIR_SEPARATOR = " ||| "
 class TokenizeConfig:
     """Options of ``bert tokenize`` (see the module docstring)."""
 
-    vocab_file: Path | None  # None -> the packaged Google uncased vocab
-    do_lower_case: bool = True
+    vocab_file: Path | None = None  # None (and no model) -> the packaged Google uncased vocab
+    do_lower_case: bool | None = None  # None: the model's, else lower-case (models.policy)
+    model: str | None = None  # --model NAME|DIR: vocabulary and casing (models.policy.tokenizer_files)
+    force_casing: bool = False
     output_format: str = "tokens"  # tokens | ids | jsonl
     pairs: bool = False
     max_seq_length: int | None = S.MAX_SEQ_LENGTH.field(None)
@@ -80,10 +82,22 @@ def validate(config: TokenizeConfig) -> None:
         raise UsageError(f"unknown format {config.output_format!r}; choose one of {', '.join(FORMATS)}")
 
 
+def with_model_files(config: TokenizeConfig) -> TokenizeConfig:
+    """``config`` with its vocabulary and casing resolved (the one policy:
+    :func:`bert_cli.models.policy.tokenizer_files`); ``model`` is then spent."""
+    from ..models.policy import tokenizer_files
+
+    vocab, lower = tokenizer_files(config.model, vocab_file=config.vocab_file, do_lower_case=config.do_lower_case,
+                                   force_casing=config.force_casing)
+    return dataclasses.replace(config, vocab_file=vocab, do_lower_case=lower, model=None)
+
+
 def load_tokenizer(config: TokenizeConfig) -> FullTokenizer:
     """The tokenizer of ``config`` (NotFoundError / InputError for a bad vocab file)."""
-    path = config.vocab_file if config.vocab_file is not None else packaged_vocab_path()
-    return FullTokenizer(path, do_lower_case=config.do_lower_case, keep_special_tokens=config.keep_special_tokens)
+    if config.model is not None or config.vocab_file is None or config.do_lower_case is None:
+        config = with_model_files(config)
+    return FullTokenizer(config.vocab_file, do_lower_case=config.do_lower_case,
+                         keep_special_tokens=config.keep_special_tokens)
 
 
 def decode_line(raw: bytes) -> str:
@@ -216,6 +230,7 @@ def run_tokenize(config: TokenizeConfig, inputs: Iterable[bytes], out: TextIO, *
     "unit": "bytes", "lines"}`` every few thousand lines and at the end (``final``).
     """
     validate(config)
+    config = with_model_files(config)  # the worker processes get resolved files
     tokenizer = load_tokenizer(config)
     if flush is None:
         flush = _flushes_each_line(out)

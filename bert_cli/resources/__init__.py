@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+UNCASED_VOCAB = "uncased_vocab.txt"  # Google's uncased BERT vocabulary: the default of tokenizing commands
 
 
 def path(name: str) -> Path:

@@ -14,9 +14,9 @@ VOCAB_HINT = "give a BERT vocab.txt (one token per line), e.g. --vocab-file unca
 
 def packaged_vocab_path() -> Path:
     """Google's uncased BERT vocabulary shipped with ``bert`` (works offline)."""
-    from ..resources import path
+    from ..resources import UNCASED_VOCAB, path
 
-    return path("uncased_vocab.txt")
+    return path(UNCASED_VOCAB)
 
 
 def load_vocab(path: str | Path) -> dict[str, int]:
