@@ -40,6 +40,8 @@ RUN_FILE = "bert_run.json"
 SQUAD_RUN_FILE = "squad_run.json"
 EVAL_FILE = "eval_results.txt"
 TEST_FILE = "test_results.tsv"
+NER_PREDICTIONS_FILE = "test_predictions.txt"  # finetune ner: token gold predicted (conlleval)
+EVAL_REPORT_FILE = "eval_report.txt"  # finetune ner: the per-type table
 BEST_DIR = "best"
 EXPORT_DIR = "export"
 SAVED_MODEL_DIR = "saved_model"
@@ -198,6 +200,32 @@ def copy_model_files(directory: Path, *, vocab_file: Path, config_json: str) -> 
     with atomic_write(directory / "bert_config.json") as fh:
         fh.write(config_json)
     return vocab.resolve()
+
+
+def check_existing_run(output_dir: Path, info: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    """Refuse to resume, in ``output_dir``, a run that disagrees with ``info`` on ``keys``
+    (another task, labels or sequence length).
+
+    Only a run that saved a checkpoint has anything to resume: a run that failed before its
+    first checkpoint (bad options, 0 training steps) does not claim the folder.
+    """
+    output_dir = Path(output_dir)
+    old = load_run_info(output_dir)
+    if old is None or not (output_dir / "checkpoint").is_file():
+        return
+    for key in keys:
+        if old.get(key) != info.get(key):
+            raise UsageError(
+                f"{output_dir} holds a run with {key} {old.get(key)!r}, not {info.get(key)!r}",
+                hint="use a fresh --output-dir (or delete the old run)",
+            )
+
+
+def write_state_file(directory: Path, prefix_name: str) -> None:
+    """A relative ``checkpoint`` state file naming ``prefix_name`` (a weights-only export folder
+    copied elsewhere still resolves)."""
+    with atomic_write(Path(directory) / "checkpoint") as fh:
+        fh.write(f'model_checkpoint_path: "{prefix_name}"\nall_model_checkpoint_paths: "{prefix_name}"\n')
 
 
 def format_eval_results(results: Mapping[str, Any]) -> str:

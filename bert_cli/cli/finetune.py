@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..text.task_names import FINETUNE_TASKS, SQUAD
+from ..text.task_names import FINETUNE_TASKS, NER, SQUAD
 from . import options
 
 
@@ -57,7 +57,7 @@ def finetune(
     train_file: Optional[Path] = typer.Option(None, "--train-file", help="squad: SQuAD JSON to train on (train-v1.1.json)."),
     predict_file: Optional[Path] = typer.Option(None, "--predict-file", help="squad: SQuAD JSON to predict (dev-v1.1.json); scored when it has answers."),
     version_2_with_negative: bool = typer.Option(False, "--version-2-with-negative", help="squad: SQuAD 2.0 (unanswerable questions)."),
-    doc_stride: int = typer.Option(128, "--doc-stride", min=1, help="squad: stride of the sliding document windows."),
+    doc_stride: Optional[int] = typer.Option(None, "--doc-stride", min=1, help="squad: stride of the sliding document windows (default 128); ner: of the windows over long sentences (default 64)."),
     max_query_length: int = typer.Option(64, "--max-query-length", min=1, help="squad: questions are cut to this many tokens."),
     n_best_size: int = typer.Option(20, "--n-best-size", min=1, help="squad: n-best answers per question."),
     max_answer_length: int = typer.Option(30, "--max-answer-length", min=1, help="squad: longest answer in tokens."),
@@ -79,6 +79,8 @@ def finetune(
     num_tpu_cores: Optional[int] = options.NUM_TPU_CORES,
     iterations_per_loop: Optional[int] = options.ITERATIONS_PER_LOOP,
     verbose_logging: bool = options.VERBOSE_LOGGING,
+    tag_column: int = typer.Option(-1, "--tag-column", help="ner: 0-based column of the tag in CoNLL files (-1: the last)."),
+    document_context: bool = typer.Option(False, "--document-context/--no-document-context", help="ner: pack the neighbouring sentences of the document around each sentence."),
 ) -> None:
     """Fine-tune BERT for sentence(-pair) classification or regression (run_classifier.py), or SQuAD (run_squad.py).
 
@@ -103,7 +105,8 @@ def finetune(
                 vocab_file=vocab_file, bert_config_file=bert_config_file, init_checkpoint=init_checkpoint,
                 download=download, do_lower_case=do_lower_case, force_casing=force_casing, do_train=do_train,
                 do_predict=do_predict, version_2_with_negative=version_2_with_negative,
-                max_seq_length=max_seq_length or 384, doc_stride=doc_stride, max_query_length=max_query_length,
+                max_seq_length=max_seq_length or 384, doc_stride=doc_stride or SquadFinetuneConfig.doc_stride,
+                max_query_length=max_query_length,
                 n_best_size=n_best_size, max_answer_length=max_answer_length,
                 null_score_diff_threshold=null_score_diff_threshold, train_batch_size=train_batch_size,
                 predict_batch_size=predict_batch_size, learning_rate=learning_rate,
@@ -120,6 +123,14 @@ def finetune(
 
     from ..ops.finetune import FinetuneConfig, run
 
+    config_class, extra = FinetuneConfig, {}
+    if task.lower() == NER:
+        from ..ops.finetune_ner import NerFinetuneConfig, run
+
+        config_class = NerFinetuneConfig
+        extra = dict(tag_column=tag_column, document_context=document_context,
+                     doc_stride=doc_stride or NerFinetuneConfig.doc_stride)
+
     def column(value: Optional[str]):
         return int(value) if value is not None and value.isdigit() else value
 
@@ -134,8 +145,8 @@ def finetune(
         "regression": regression,
     }
     result = run(
-        FinetuneConfig(
-            task=task,
+        config_class(
+            task=task.lower() if task.lower() == NER else task,
             output_dir=output_dir,
             data_dir=data_dir,
             task_options={k: v for k, v in task_options.items() if v is not None},
@@ -172,6 +183,7 @@ def finetune(
             xla=xla,
             gradient_accumulation_steps=gradient_accumulation_steps,
             optimizer=optimizer,
+            **extra,
         ),
         progress=training_progress(),
     )

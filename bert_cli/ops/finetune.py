@@ -55,9 +55,10 @@ from ..text.tokenization import FullTokenizer
 from . import training
 from .schedule import ends_epoch
 
-__all__ = ["FinetuneConfig", "run", "resolve_model_source", "make_run_info"]
+__all__ = ["FinetuneConfig", "run", "resolve_model_source", "make_run_info", "check_options", "metric_key"]
 
 RUN_FORMAT = 1
+RESUME_KEYS = ("task", "labels", "kind", "max_seq_length")  # a rerun must agree on these to resume
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +112,8 @@ class FinetuneConfig:
 # ============================================================================ helpers
 
 
-def _check_options(c: FinetuneConfig) -> None:
+def check_options(c: FinetuneConfig) -> None:
+    """Option errors (UsageError) before anything is read (also ``finetune ner``'s)."""
     if not (c.do_train or c.do_eval or c.do_predict):
         raise UsageError("nothing to do: pass at least one of --do-train, --do-eval, --do-predict")
     positives = {
@@ -292,23 +294,6 @@ def _write_run_folder(directory: Path, info: Mapping[str, Any], source: _ModelSo
     rundir.write_run_folder(directory, info, vocab_file=source.vocab_file, config_json=source.config.to_json())
 
 
-def _check_existing_run(output_dir: Path, info: Mapping[str, Any]) -> None:
-    """Refuse to resume a run of another task/labels/model shape in the same output_dir.
-
-    Only a run that saved a checkpoint has anything to resume: a run that failed before its
-    first checkpoint (bad options, 0 training steps) does not claim the folder.
-    """
-    old = rundir.load_run_info(output_dir)
-    if old is None or not (output_dir / "checkpoint").is_file():
-        return
-    for key in ("task", "labels", "kind", "max_seq_length"):
-        if old.get(key) != info.get(key):
-            raise UsageError(
-                f"{output_dir} holds a run with {key} {old.get(key)!r}, not {info.get(key)!r}",
-                hint="use a fresh --output-dir (or delete the old run)",
-            )
-
-
 # ============================================================================ one run
 
 
@@ -340,12 +325,6 @@ def _save_best(model, directory: Path, step: int, results: Mapping[str, Any], in
         rundir.write_eval_results(tmp, results)
 
 
-def _rewrite_state_file(directory: Path, prefix_name: str) -> None:
-    """A relative ``checkpoint`` state file (a folder copied elsewhere still resolves)."""
-    with atomic_write(directory / "checkpoint") as fh:
-        fh.write(f'model_checkpoint_path: "{prefix_name}"\nall_model_checkpoint_paths: "{prefix_name}"\n')
-
-
 def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, runtime, progress) -> dict[str, Any]:
     from ..engine import classifier as engine
 
@@ -356,7 +335,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
     info = make_run_info(c, task, source)
     if chief:
         output_dir.mkdir(parents=True, exist_ok=True)
-        _check_existing_run(output_dir, info)
+        rundir.check_existing_run(output_dir, info, RESUME_KEYS)
         _write_run_folder(output_dir, info, source)
 
     model = engine.build_model(runtime, source.config, task.num_labels, kind=kind, seed=runtime.seed,
@@ -423,7 +402,7 @@ def _run_once(c: FinetuneConfig, source: _ModelSource, tokenizer, data: _Data, r
         export = output_dir / rundir.EXPORT_DIR
         with atomic_directory(export) as tmp:
             engine.save_weights(model, tmp / "model.ckpt")
-            _rewrite_state_file(tmp, "model.ckpt")
+            rundir.write_state_file(tmp, "model.ckpt")
             _write_run_folder(tmp, info, source)
         summary["export"] = str(export)
         console.info(f"wrote the weights-only model folder {export}")
@@ -490,7 +469,7 @@ def run(config: FinetuneConfig, progress: events.Progress | None = None) -> dict
     metrics[, final]). Raises typed errors (bad input before any training).
     """
     c = config
-    _check_options(c)
+    check_options(c)
     check_output_dir(c.output_dir)
     source = resolve_model_source(c)
     from ..engine.model import check_seq_length
