@@ -7,8 +7,9 @@ task, labels, casing, max_seq_length; read by :func:`load_run_info`, written wit
 ``vocab.txt`` and ``bert_config.json`` copies by :func:`write_run_folder`), :data:`SQUAD_RUN_FILE`
 ``squad_run.json`` (how SQuAD predictions were made), :data:`EVAL_FILE` ``eval_results.txt``
 (:func:`format_eval_results`), :data:`TEST_FILE` ``test_results.tsv`` (:func:`format_test_line`),
-and the sub-folders :data:`BEST_DIR` ``best/``, :data:`EXPORT_DIR` ``export/``,
-:data:`SAVED_MODEL_DIR` ``saved_model/``.
+``finetune ner``'s :data:`NER_PREDICTIONS_FILE` ``test_predictions.txt`` and
+:data:`EVAL_REPORT_FILE` ``eval_report.txt``, and the sub-folders :data:`BEST_DIR` ``best/``,
+:data:`EXPORT_DIR` ``export/``, :data:`SAVED_MODEL_DIR` ``saved_model/``.
 
 **One run at a time**: :func:`exclusive` holds an advisory lock (``fcntl.flock``) on
 ``DIR/.bert.lock`` for the whole run, so a second ``bert`` pointed at the same folder fails at

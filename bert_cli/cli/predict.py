@@ -15,6 +15,7 @@ from . import options
 class PredictFormat(str, Enum):
     jsonl = "jsonl"
     tsv = "tsv"
+    conll = "conll"
 
 
 class InputFormat(str, Enum):
@@ -31,7 +32,7 @@ def predict(
     text_a_column: Optional[str] = typer.Option(None, "--text-a-column", help="csv/tsv/jsonl: column of the text (name or 0-based index)."),
     text_b_column: Optional[str] = typer.Option(None, "--text-b-column", help="csv/tsv/jsonl: column of the second text."),
     header: bool = typer.Option(True, "--header/--no-header", help="csv/tsv: the first row is a header."),
-    output_format: PredictFormat = typer.Option(PredictFormat.jsonl, "--format", "-f", help='jsonl: {"label", "probabilities"} per line; tsv: the original test_results.tsv.'),
+    output_format: PredictFormat = typer.Option(PredictFormat.jsonl, "--format", "-f", help='jsonl: {"label", "probabilities"} per line ({"entities", "tokens", "tags"} for a NER run); tsv: the original test_results.tsv; conll: "token tag" lines (NER runs).'),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", min=3, help="Default: the run's."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="A checkpoint of the run (default: best/, else the newest)."),
@@ -43,7 +44,7 @@ def predict(
     from .. import console
     from ..fileio import naming_errors
     from ..ops.predict import PredictConfig, run
-    from ..text.predict_input import read_predict_input
+    from ..text.predict_input import guess_format, read_predict_input, read_raw_lines
 
     def column(value: Optional[str]):
         return int(value) if value is not None and value.isdigit() else value
@@ -55,6 +56,7 @@ def predict(
         text_b_column=column(text_b_column),
         header=header,
     )
+    plain_lines = (input_format.value if input_format else guess_format(input_file)) == "lines"
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
     with naming_errors("<stdout>"):
@@ -71,5 +73,6 @@ def predict(
             ),
             examples,
             sys.stdout,
+            texts=read_raw_lines(input_file) if plain_lines else None,  # a NER run's offsets point into them
         )
     console.debug(f"{summary.get('examples')} examples, {summary.get('examples_per_s') or 0.0:.1f} examples/s")
