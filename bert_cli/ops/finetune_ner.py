@@ -317,7 +317,7 @@ def run(config: NerFinetuneConfig, progress: events.Progress | None = None) -> d
         raise UsageError(f"unknown metric {c.keep_best!r} for --keep-best (ner reports: {', '.join(METRICS)})")
     if source.do_lower_case:
         console.warn("the model is uncased (its input is lower-cased): NER loses the capitalisation it relies "
-                     "on; use a cased model (e.g. bert-base-cased)")
+                     "on; use a cased model (e.g. --model cased-base)")
     tokenizer = FullTokenizer(source.vocab_file, do_lower_case=source.do_lower_case)
     need_dev = bool(c.do_eval or c.eval_every_steps or c.eval_every_epoch or c.keep_best or c.early_stopping_patience)
     tags, splits = _load_data(c, tokenizer, fconfig, need_dev, progress)
