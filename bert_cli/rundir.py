@@ -10,7 +10,8 @@ task, labels, casing, max_seq_length; read by :func:`load_run_info`, written wit
 :data:`SEED_FILE` ``seed.json`` (the seed the run used, also when drawn at random:
 :func:`run_seed`, :func:`record_seed`), :data:`HISTORY_FILE` ``history.jsonl`` and
 :data:`REPORT_FILE` ``report.html`` (the loss and eval curves, :mod:`bert_cli.runreport`),
-and the sub-folders :data:`BEST_DIR` ``best/``, :data:`EXPORT_DIR` ``export/``,
+``finetune ner``'s :data:`NER_PREDICTIONS_FILE` ``test_predictions.txt`` and
+:data:`EVAL_REPORT_FILE` ``eval_report.txt``, and the sub-folders :data:`BEST_DIR` ``best/``, :data:`EXPORT_DIR` ``export/``,
 :data:`SAVED_MODEL_DIR` ``saved_model/``.
 
 **Seeds**: a run without ``--seed`` draws one (:func:`run_seed`) and records it in
@@ -48,6 +49,8 @@ RUN_FILE = "bert_run.json"
 SQUAD_RUN_FILE = "squad_run.json"
 EVAL_FILE = "eval_results.txt"
 TEST_FILE = "test_results.tsv"
+NER_PREDICTIONS_FILE = "test_predictions.txt"  # finetune ner: token gold predicted (conlleval)
+EVAL_REPORT_FILE = "eval_report.txt"  # finetune ner: the per-type table
 BEST_DIR = "best"
 EXPORT_DIR = "export"
 SAVED_MODEL_DIR = "saved_model"
@@ -262,6 +265,35 @@ def copy_model_files(directory: Path, *, vocab_file: Path, config_json: str) -> 
     with atomic_write(directory / "bert_config.json") as fh:
         fh.write(config_json)
     return vocab.resolve()
+
+
+RESUME_KEYS = ("task", "labels", "kind", "max_seq_length")  # a rerun must agree on these to resume
+
+
+def check_existing_run(output_dir: Path, info: Mapping[str, Any], keys: tuple[str, ...] = RESUME_KEYS) -> None:
+    """Refuse to resume, in ``output_dir``, a run that disagrees with ``info`` on ``keys``
+    (another task, labels or sequence length).
+
+    Only a run that saved a checkpoint has anything to resume: a run that failed before its
+    first checkpoint (bad options, 0 training steps) does not claim the folder.
+    """
+    output_dir = Path(output_dir)
+    old = load_run_info(output_dir)
+    if old is None or not (output_dir / "checkpoint").is_file():
+        return
+    for key in keys:
+        if old.get(key) != info.get(key):
+            raise UsageError(
+                f"{output_dir} holds a run with {key} {old.get(key)!r}, not {info.get(key)!r}",
+                hint="use a fresh --output-dir (or delete the old run)",
+            )
+
+
+def write_state_file(directory: Path, prefix_name: str) -> None:
+    """A relative ``checkpoint`` state file naming ``prefix_name`` (a weights-only export folder
+    copied elsewhere still resolves)."""
+    with atomic_write(Path(directory) / "checkpoint") as fh:
+        fh.write(f'model_checkpoint_path: "{prefix_name}"\nall_model_checkpoint_paths: "{prefix_name}"\n')
 
 
 def format_eval_results(results: Mapping[str, Any]) -> str:

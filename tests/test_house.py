@@ -315,7 +315,7 @@ def test_the_finetune_task_list_is_the_tasks_list():
     from bert_cli.text import glue, task_names, tasks
 
     assert tuple(glue._GLUE_FACTORIES) == task_names.GLUE_TASKS
-    assert task_names.FINETUNE_TASKS == ("squad", *task_names.GLUE_TASKS, "csv", "tsv", "jsonl")
+    assert task_names.FINETUNE_TASKS == ("squad", "ner", *task_names.GLUE_TASKS, "csv", "tsv", "jsonl")
     for name in task_names.GLUE_TASKS:
         assert tasks.get_task(name).name == name
 

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..ops import option_specs as S
-from ..text.task_names import FINETUNE_TASKS, SQUAD
+from ..text.task_names import FINETUNE_TASKS, NER, SQUAD
 from . import options
 
 
@@ -25,6 +25,7 @@ EPILOG = """Examples:
 
 _TASK_DATA = "Data (csv/tsv/jsonl tasks)"
 _SQUAD = "SQuAD (finetune squad)"
+_NER = "NER (finetune ner)"
 
 
 def finetune(
@@ -74,7 +75,7 @@ def finetune(
     train_file: Optional[Path] = typer.Option(None, "--train-file", metavar="FILE", rich_help_panel=_SQUAD, help="SQuAD JSON to train on (train-v1.1.json)."),
     predict_file: Optional[Path] = typer.Option(None, "--predict-file", metavar="FILE", rich_help_panel=_SQUAD, help="SQuAD JSON to predict (dev-v1.1.json); scored when it has answers."),
     version_2_with_negative: bool = options.flag("--version-2-with-negative", panel=_SQUAD, help="SQuAD 2.0 (unanswerable questions)."),
-    doc_stride: int = options.option(S.DOC_STRIDE, panel=_SQUAD, help="Stride of the sliding document windows."),
+    doc_stride: Optional[int] = options.option(S.DOC_STRIDE, default=None, panel=_SQUAD, help=f"Stride of the sliding windows over long inputs (default: squad {S.DOC_STRIDE.default}, ner {S.NER_DOC_STRIDE.default})."),
     max_query_length: int = options.option(S.MAX_QUERY_LENGTH, panel=_SQUAD, help="Questions are cut to this many tokens."),
     n_best_size: int = options.option(S.N_BEST_SIZE, panel=_SQUAD, help="N-best answers per question."),
     max_answer_length: int = options.option(S.MAX_ANSWER_LENGTH, panel=_SQUAD, help="Longest answer in tokens."),
@@ -84,6 +85,8 @@ def finetune(
     precision: str = options.PRECISION,
     xla: Optional[bool] = options.XLA,
     task_name: Optional[str] = typer.Option(None, "--task-name", hidden=True, help="The original's flag: same as TASK."),
+    tag_column: int = options.option(S.TAG_COLUMN, panel=_NER, help="0-based column of the tag in CoNLL files (-1: the last)."),
+    document_context: bool = options.flag("--document-context/--no-document-context", panel=_NER, help="Pack the neighbouring sentences of the document around each sentence (BERT paper)."),
 ) -> None:
     """Fine-tune BERT for sentence(-pair) classification or regression (run_classifier.py), or SQuAD (run_squad.py).
 
@@ -114,7 +117,8 @@ def finetune(
             result = run_squad(
                 SquadFinetuneConfig(
                     **common, train_file=train_file, predict_file=predict_file,
-                    version_2_with_negative=version_2_with_negative, doc_stride=doc_stride,
+                    version_2_with_negative=version_2_with_negative,
+                    **({} if doc_stride is None else {"doc_stride": doc_stride}),
                     max_query_length=max_query_length, n_best_size=n_best_size, max_answer_length=max_answer_length,
                     null_score_diff_threshold=null_score_diff_threshold, first_answer_only=first_answer_only,
                 ),
@@ -126,6 +130,14 @@ def finetune(
         return
 
     from ..ops.finetune import FinetuneConfig, run
+
+    config_class, extra = FinetuneConfig, {}
+    if task.lower() == NER:
+        from ..ops.finetune_ner import NerFinetuneConfig, run
+
+        config_class = NerFinetuneConfig
+        extra = dict(tag_column=tag_column, document_context=document_context,
+                     **({} if doc_stride is None else {"doc_stride": doc_stride}))
 
     def column(value: Optional[str]):
         return int(value) if value is not None and value.isdigit() else value
@@ -142,8 +154,8 @@ def finetune(
     }
     with training_run("finetune", output_dir, record=repeat == 1) as progress_run:
         result = run(
-            FinetuneConfig(
-                **common, task=task, data_dir=data_dir,
+            config_class(
+                **common, **extra, task=task.lower() if task.lower() == NER else task, data_dir=data_dir,
                 task_options={k: v for k, v in task_options.items() if v is not None},
                 do_eval=do_eval, eval_batch_size=eval_batch_size, eval_every_steps=eval_every_steps,
                 eval_every_epoch=eval_every_epoch, keep_best=keep_best, early_stopping_patience=early_stopping_patience,

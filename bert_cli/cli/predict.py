@@ -16,6 +16,7 @@ from . import options
 class PredictFormat(str, Enum):
     jsonl = "jsonl"
     tsv = "tsv"
+    conll = "conll"
 
 
 class InputFormat(str, Enum):
@@ -42,7 +43,7 @@ def predict(
     text_b_column: Optional[str] = typer.Option(None, "--text-b-column", metavar="COLUMN", rich_help_panel=options.DATA_PANEL, help="csv/tsv/jsonl: column of the second text."),
     header: bool = options.flag("--header/--no-header", default=True, panel=options.DATA_PANEL, help="csv/tsv: the first row is a header."),
     max_seq_length: Optional[int] = options.option(S.MAX_SEQ_LENGTH, default=None, panel=options.DATA_PANEL, help="Default: the run's."),
-    output_format: PredictFormat = typer.Option(PredictFormat.jsonl, "--format", "-f", metavar="jsonl|tsv", rich_help_panel=options.OUTPUT_PANEL, help='jsonl: {"label", "probabilities"} per line; tsv: the original test_results.tsv.'),
+    output_format: PredictFormat = typer.Option(PredictFormat.jsonl, "--format", "-f", metavar="jsonl|tsv|conll", rich_help_panel=options.OUTPUT_PANEL, help='jsonl: {"label", "probabilities"} per line ({"entities", "tokens", "tags"} for a NER run); tsv: the original test_results.tsv; conll: "token tag" lines (NER runs).'),
     batch_size: int = options.option(S.PREDICT_BATCH_SIZE_LINES, panel=options.DEVICE_PANEL, help="Lines per model call."),
     device: str = options.DEVICE,
     precision: str = options.PRECISION,
@@ -52,7 +53,7 @@ def predict(
     from .. import console
     from ..fileio import naming_errors
     from ..ops.predict import PredictConfig, run
-    from ..text.predict_input import read_predict_input
+    from ..text.predict_input import guess_format, read_predict_input, read_raw_lines
 
     def column(value: Optional[str]):
         return int(value) if value is not None and value.isdigit() else value
@@ -64,6 +65,7 @@ def predict(
         text_b_column=column(text_b_column),
         header=header,
     )
+    plain_lines = (input_format.value if input_format else guess_format(input_file)) == "lines"
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
     from .progress import streaming
@@ -83,5 +85,6 @@ def predict(
             examples,
             sys.stdout,
             progress,
+            texts=read_raw_lines(input_file) if plain_lines else None,  # a NER run's offsets point into them
         )
     console.debug(f"{summary.get('examples')} examples, {summary.get('examples_per_s') or 0.0:.1f} examples/s")

@@ -58,7 +58,7 @@ from .option_specs import check_fields
 from .schedule import ends_epoch
 from .training import ModelSource, resolve_model_source
 
-__all__ = ["FinetuneConfig", "run", "resolve_model_source", "make_run_info"]
+__all__ = ["FinetuneConfig", "run", "resolve_model_source", "make_run_info", "check_options", "metric_key"]
 
 RUN_FORMAT = 1
 
@@ -118,7 +118,8 @@ class FinetuneConfig:
 # ============================================================================ helpers
 
 
-def _check_options(c: FinetuneConfig) -> None:
+def check_options(c: FinetuneConfig) -> None:
+    """Option errors (UsageError) before anything is read (also ``finetune ner``'s)."""
     if not (c.do_train or c.do_eval or c.do_predict):
         raise UsageError("nothing to do: pass at least one of --do-train, --do-eval, --do-predict")
     # (each value's own range was checked when the config was built: check_fields)
@@ -269,7 +270,7 @@ def _run_once(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, ru
     info = make_run_info(c, task, source)
     if chief:
         output_dir.mkdir(parents=True, exist_ok=True)
-        training.check_existing_run(output_dir, info)
+        rundir.check_existing_run(output_dir, info)
         training.write_run_files(output_dir, info, source)
         rundir.record_seed(output_dir, runtime.seed)
 
@@ -408,7 +409,7 @@ def run(config: FinetuneConfig, progress: events.Progress | None = None) -> dict
     metrics[, final]). Raises typed errors (bad input before any training).
     """
     c = config
-    _check_options(c)
+    check_options(c)
     check_output_dir(c.output_dir)
     if check_export_target(c.export_hf, keep=[c.output_dir]) and c.repeat > 1:
         raise UsageError("--export-hf writes one model, --repeat makes several",

@@ -173,6 +173,10 @@ N_BEST_SIZE = _positive("--n-best-size", 20)
 MAX_ANSWER_LENGTH = _positive("--max-answer-length", 30)
 NULL_SCORE_DIFF_THRESHOLD = Spec("--null-score-diff-threshold", 0.0, number=True)
 
+# --- finetune ner -------------------------------------------------------------------------------
+NER_DOC_STRIDE = DOC_STRIDE.but(default=64)  # WordPieces between the starts of a long sentence's windows
+TAG_COLUMN = Spec("--tag-column", -1, integer=True)  # -1: the last column
+
 # --- pretrain -----------------------------------------------------------------------------------
 NUM_TRAIN_STEPS = _positive("--num-train-steps", 100000)
 NUM_WARMUP_STEPS = Spec("--num-warmup-steps", 10000, low=0, integer=True)

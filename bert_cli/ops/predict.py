@@ -1,4 +1,5 @@
-"""``bert predict --model RUN_DIR``: a fine-tuned classifier on raw text, streamed.
+"""``bert predict --model RUN_DIR``: a fine-tuned classifier on raw text, streamed (a NER run:
+:mod:`bert_cli.ops.predict_ner`).
 
 ``RUN_DIR`` is the ``output_dir`` of ``bert finetune`` (or its ``export/`` or ``best/``
 folder): ``bert_run.json`` says the task's labels, casing and ``max_seq_length``; the weights
@@ -181,9 +182,24 @@ def run(
     inputs: Iterable[InputExample],
     out: IO[str],
     progress: Callable[[dict], None] | None = None,
+    *,
+    texts: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Predict every example of ``inputs`` into ``out`` (streamed, in order); returns counts
-    and speed: ``{"examples", "seconds", "examples_per_s", "checkpoint", "format"}``."""
+    and speed: ``{"examples", "seconds", "examples_per_s", "checkpoint", "format"}``.
+
+    A NER run (``bert_run.json`` kind ``ner``) goes to :func:`bert_cli.ops.predict_ner.run`,
+    which tags ``texts`` (the raw input lines, so that character offsets point into them), or
+    the ``text_a`` of ``inputs`` when there are none.
+    """
+    from .finetune_ner import NER_KIND
+
+    directory, info = _run_directory(config.model)
+    if info.get("kind") == NER_KIND:
+        from .predict_ner import run as run_ner
+
+        lines = texts if texts is not None else (example.text_a for example in inputs)
+        return run_ner(config, directory, info, _pick_checkpoint(directory, config.checkpoint), lines, out, progress)
     fmt = config.output_format.lower()
     if fmt not in FORMATS:
         raise UsageError(f"unknown output format {config.output_format!r} (use {' or '.join(FORMATS)})")

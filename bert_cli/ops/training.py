@@ -20,13 +20,13 @@ from typing import Any, Callable
 
 from .. import console, events, rundir
 from ..errors import UsageError
-from ..fileio import atomic_directory, atomic_write, require_file
+from ..fileio import atomic_directory, require_file
 from ..modelconfig import BertConfig, read_model_config
 from ..modelsize import check_fits
 from .schedule import epochs_to_steps
 
 __all__ = [
-    "ModelSource", "resolve_model_source", "check_existing_run", "write_run_files", "save_best", "export_slim",
+    "ModelSource", "resolve_model_source", "write_run_files", "save_best", "export_slim",
     "num_train_steps_for", "finetune", "init_summary", "latest_checkpoint", "load_trained", "restore_best",
 ]
 
@@ -76,23 +76,6 @@ def write_run_files(directory: Path, info: Mapping[str, Any], source: ModelSourc
     rundir.write_run_folder(directory, info, vocab_file=source.vocab_file, config_json=source.config.to_json())
 
 
-def check_existing_run(output_dir: Path, info: Mapping[str, Any]) -> None:
-    """Refuse to resume a run of another task/labels/model shape in the same output_dir.
-
-    Only a run that saved a checkpoint has anything to resume: a run that failed before its
-    first checkpoint (bad options, 0 training steps) does not claim the folder.
-    """
-    old = rundir.load_run_info(output_dir)
-    if old is None or not (output_dir / "checkpoint").is_file():
-        return
-    for key in ("task", "labels", "kind", "max_seq_length"):
-        if old.get(key) != info.get(key):
-            raise UsageError(
-                f"{output_dir} holds a run with {key} {old.get(key)!r}, not {info.get(key)!r}",
-                hint="use a fresh --output-dir (or delete the old run)",
-            )
-
-
 def save_best(modules: list, directory: Path, step: int, results: Mapping[str, Any], info, source) -> None:
     """Replace ``best/`` with these weights (a complete model folder) atomically."""
     from ..engine.checkpoint import save_model
@@ -109,8 +92,7 @@ def export_slim(modules: list, directory: Path, info, source) -> Path:
 
     with atomic_directory(directory) as tmp:
         save_model(modules, tmp / "model.ckpt")
-        with atomic_write(tmp / "checkpoint") as fh:  # relative: a copied folder still resolves
-            fh.write('model_checkpoint_path: "model.ckpt"\nall_model_checkpoint_paths: "model.ckpt"\n')
+        rundir.write_state_file(tmp, "model.ckpt")  # relative: a copied folder still resolves
         write_run_files(tmp, info, source)
     return directory
 

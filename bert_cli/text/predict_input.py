@@ -33,6 +33,14 @@ def read_text_lines(path: str | Path, *, skip_blank: bool = False) -> Iterator[I
         unique_id += 1
 
 
+def read_raw_lines(path: str | Path) -> Iterator[str]:
+    """Each line of a text file (``"-"``: stdin) exactly as written, without its line ending
+    (``\\n`` or ``\\r\\n``): not stripped, no ``|||`` pairs (``bert predict`` on a NER run,
+    whose character offsets point into the line)."""
+    for text in iter_text_lines(path, strip_bom=True):
+        yield text.removesuffix("\n").removesuffix("\r")
+
+
 def guess_format(path: str | Path) -> str:
     """``csv``/``tsv``/``jsonl`` from the file extension, else ``lines``."""
     suffix = Path(str(path)).suffix.lower()
