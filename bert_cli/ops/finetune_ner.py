@@ -47,6 +47,7 @@ import numpy as np
 from .. import console, events, rundir
 from ..errors import NotFoundError, UsageError
 from ..fileio import atomic_write, check_output_dir
+from ..models.hf_files import check_export_target
 from ..text import ner_metrics
 from ..text.ner import Sentence, load_ner_data
 from ..text.ner_features import NerFeature, NerFeatureConfig, featurize
