@@ -85,7 +85,7 @@ class TrainingRun:
     """Progress bars/lines, the recorded history and the closing summary of one run."""
 
     def __init__(self, command: str, output_dir: Path, *, record: bool = True) -> None:
-        from ..engine.device import this_process_is_chief
+        from ..cluster import this_process_is_chief
         from ..runreport import HistoryRecorder
         from .progress import Phases
         from .render import training_line

@@ -431,7 +431,7 @@ def run(config: FinetuneConfig, progress: events.Progress | None = None) -> dict
             f"(task {data.task.name} reports: {', '.join(available_metrics(data.task))})"
         )
     from ..engine import classifier as engine
-    from ..engine.device import this_process_is_chief
+    from ..cluster import this_process_is_chief
 
     for name, features in (("train", data.train), ("dev", data.dev), ("test", data.test)):
         if features is not None and len(features):
@@ -443,7 +443,8 @@ def run(config: FinetuneConfig, progress: events.Progress | None = None) -> dict
 
 def _run_all(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, progress) -> dict[str, Any]:
     """Every --repeat run of one validated configuration (the output folder is locked)."""
-    from ..engine.device import activity, select_runtime, this_process_is_chief
+    from ..cluster import this_process_is_chief
+    from ..engine.device import activity, select_runtime
 
     base_seed = rundir.run_seed(c.output_dir, c.seed)  # drawn (and recorded) when not given
     if c.repeat > 1 and this_process_is_chief():

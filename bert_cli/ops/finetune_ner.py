@@ -321,7 +321,8 @@ def run(config: NerFinetuneConfig, progress: events.Progress | None = None) -> d
     tags, splits = _load_data(c, tokenizer, fconfig, need_dev, progress)
 
     from ..engine.classifier import validate_features
-    from ..engine.device import activity, select_runtime, this_process_is_chief
+    from ..cluster import this_process_is_chief
+    from ..engine.device import activity, select_runtime
 
     for split in splits.values():
         if len(split.arrays["input_ids"]):

@@ -145,7 +145,7 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
     bert_config = read_model_config(config_file)
     check_fits(bert_config, config_file, training=config.do_train, seq_length=config.max_seq_length)
     from ..engine.checkpoint import resolve_checkpoint
-    from ..engine.device import this_process_is_chief
+    from ..cluster import this_process_is_chief
     from ..engine.pretrain import PretrainPlan, pretrain
 
     init, init_format = None, "tf1"

@@ -27,9 +27,16 @@ def run_bert(*args: str, input: str | bytes | None = None, env: dict | None = No
     )
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["tokenize", "--help"], ["tokenize"]])
+@pytest.mark.parametrize("argv", [
+    ["--help"], ["tokenize", "--help"], ["tokenize"],
+    # a usage error is two lines at once, not a TensorFlow start-up first
+    ["finetune", "mrpc", "--data-dir", "nowhere", "-o", "ft", "--do-train", "--learning-rate", "0"],
+    ["finetune", "ner", "--data-dir", "nowhere", "-o", "ft", "--do-train", "--train-batch-size", "0"],
+    ["pretrain", "-i", "nowhere.tfrecord", "-o", "pt", "--do-train", "--learning-rate", "0"],
+])
 def test_no_heavy_imports_at_cli_start(argv):
-    """`bert --help`, `bert tokenize --help` and `bert tokenize` never import TensorFlow."""
+    """`bert --help`, `bert tokenize --help`, `bert tokenize` and usage errors of the training
+    commands never import TensorFlow."""
     code = (
         "import io, sys\n"
         "sys.stdin = io.TextIOWrapper(io.BytesIO(b'hello world\\n'))\n"

@@ -13,6 +13,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
+from bert_cli import cluster  # noqa: E402
 from bert_cli.engine import device as dev  # noqa: E402
 from bert_cli.errors import EXIT_NOT_FOUND, EXIT_USAGE, NotFoundError, UsageError  # noqa: E402
 
@@ -127,16 +128,16 @@ def test_tpu_is_only_probed_when_asked_or_hinted(monkeypatch):
 
 
 def test_parse_tf_config():
-    assert dev.parse_tf_config(None) is None
-    assert dev.parse_tf_config("  ") is None
+    assert cluster.parse_tf_config(None) is None
+    assert cluster.parse_tf_config("  ") is None
     two = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 1}}
-    info = dev.parse_tf_config(json.dumps(two))
+    info = cluster.parse_tf_config(json.dumps(two))
     assert (info.num_workers, info.task_type, info.task_index, info.is_chief) == (2, "worker", 1, False)
     with_chief = {"cluster": {"chief": ["h:1"], "worker": ["h:2", "h:3"]}, "task": {"type": "chief", "index": 0}}
-    info = dev.parse_tf_config(json.dumps(with_chief))
+    info = cluster.parse_tf_config(json.dumps(with_chief))
     assert info.num_workers == 3 and info.is_chief
     one = {"cluster": {"worker": ["h:1"]}, "task": {"type": "worker", "index": 0}}
-    assert dev.parse_tf_config(json.dumps(one)).num_workers == 1
+    assert cluster.parse_tf_config(json.dumps(one)).num_workers == 1
 
 
 @pytest.mark.parametrize(
@@ -151,7 +152,7 @@ def test_parse_tf_config():
 )
 def test_bad_tf_config_is_a_usage_error(text):
     with pytest.raises(UsageError) as info:
-        dev.parse_tf_config(text)
+        cluster.parse_tf_config(text)
     assert "TF_CONFIG" in str(info.value) and info.value.hint
 
 
