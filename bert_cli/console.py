@@ -8,10 +8,8 @@ only colours: rich alone would still print bold (``ESC[1m``) around ``error:`` l
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from typing import Iterator
 
 from . import settings
 
@@ -48,35 +46,3 @@ def warn(message: str) -> None:
 def progress_enabled() -> bool:
     s = settings.current()
     return s.progress and not s.quiet and sys.stderr.isatty()
-
-
-@contextlib.contextmanager
-def progress(*columns: str, transient: bool = False) -> Iterator[object]:
-    """A rich ``Progress`` on stderr, or a no-op stand-in when progress is off.
-
-    ``columns`` picks presets: "bytes" (size, speed, ETA) or "count" (n/total, rate, ETA).
-    The yielded object has ``add_task(description, total=...)`` and ``update/advance``.
-    """
-    if not progress_enabled():
-        yield _NullProgress()
-        return
-    from rich import progress as rp
-
-    cols = [rp.TextColumn("{task.description}"), rp.BarColumn()]
-    if "bytes" in columns:
-        cols += [rp.DownloadColumn(), rp.TransferSpeedColumn(), rp.TimeRemainingColumn()]
-    else:
-        cols += [rp.MofNCompleteColumn(), rp.TimeElapsedColumn(), rp.TimeRemainingColumn()]
-    with rp.Progress(*cols, console=stderr(), transient=transient) as bar:
-        yield bar
-
-
-class _NullProgress:
-    def add_task(self, *args, **kwargs) -> int:
-        return 0
-
-    def update(self, *args, **kwargs) -> None:
-        pass
-
-    def advance(self, *args, **kwargs) -> None:
-        pass

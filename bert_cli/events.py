@@ -3,7 +3,7 @@
 A command's ``run(config, progress=None)`` calls ``progress(event)`` with plain dicts (``phase``
 and the phase's values); :func:`emit` does nothing when no one listens. Long phases also say
 how far they are: ``done`` and (when known) ``total`` in ``unit``, and ``final`` at their end
-(:func:`counter` makes such a callback); :mod:`bert_cli.cli.progress` draws them. Pure Python.
+(:func:`counter` makes such a callback); :mod:`bert_cli.progress` draws them. Pure Python.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def extract(
     paths = [str(p) for p in (files or [])] + ([str(input_file)] if input_file else [])
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
-    from .progress import count_lines, streaming
+    from ..progress import count_lines, streaming
 
     last = [0]
 

@@ -17,7 +17,7 @@ def _progress():
     """A bar per phase on a terminal, else throttled one-line progress on stderr (each line says
     only what is known in its phase)."""
     from .. import console
-    from .progress import Phases
+    from ..progress import Phases
 
     last = [0.0]
 

@@ -68,7 +68,7 @@ def predict(
     plain_lines = (input_format.value if input_format else guess_format(input_file)) == "lines"
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
-    from .progress import streaming
+    from ..progress import streaming
 
     with naming_errors("<stdout>"), streaming(reads_stdin=str(input_file) == "-") as progress:
         summary = run(

@@ -1,6 +1,6 @@
 """Final metrics on stdout and the plain training lines on stderr (cron-friendly).
 
-The bars and per-phase summary lines are :mod:`bert_cli.cli.progress`; the end-of-run table
+The bars and per-phase summary lines are :mod:`bert_cli.progress`; the end-of-run table
 and report are :mod:`bert_cli.cli.summary`.
 """
 
@@ -49,6 +49,6 @@ def training_line(event: dict) -> None:
 
 def training_progress() -> Callable[[dict], None]:
     """A progress renderer with the training lines (close it, or use it as a context manager)."""
-    from .progress import Phases
+    from ..progress import Phases
 
     return Phases(lines=training_line)

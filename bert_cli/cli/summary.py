@@ -7,7 +7,7 @@ Used by ``finetune``, ``finetune squad`` and ``pretrain``::
         result = ops_run(config, progress=run.progress)
         run.finish(result)
 
-:func:`training_run` combines the progress renderer (:class:`~bert_cli.cli.progress.Phases`
+:func:`training_run` combines the progress renderer (:class:`~bert_cli.progress.Phases`
 with the training lines) and the history recorder (:class:`~bert_cli.runreport.HistoryRecorder`).
 """
 
@@ -87,7 +87,7 @@ class TrainingRun:
     def __init__(self, command: str, output_dir: Path, *, record: bool = True) -> None:
         from ..cluster import this_process_is_chief
         from ..runreport import HistoryRecorder
-        from .progress import Phases
+        from ..progress import Phases
         from .render import training_line
 
         self.command = command

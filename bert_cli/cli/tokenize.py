@@ -85,7 +85,7 @@ def tokenize(
         sys.stdout.reconfigure(encoding="utf-8")
     from .. import console
     from ..fileio import naming_errors
-    from .progress import streaming
+    from ..progress import streaming
 
     reads_stdin = any(str(p) == "-" for p in paths)
     total = None if reads_stdin else sum(p.stat().st_size for p in paths if p.is_file())

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import console, settings
 from ..errors import ChecksumError, DownloadError, InputError, NotFoundError, UsageError
+from ..progress import transfers
 from . import catalogue, checks, transfer
 from .archive import extract_zip
 from .cache import MODELS, Cache
@@ -92,7 +93,7 @@ def _model_manifest(entry: ModelEntry | None, **extra) -> dict:
 def _install_google(cache: Cache, entry: ModelEntry) -> Path:
     url = entry.zip_url()
     zip_path = cache.downloads_dir(MODELS, entry.name) / f"{entry.directory}.zip"
-    with console.progress("bytes") as bar, cache.tidy_on_error(MODELS, entry.name):
+    with transfers() as bar, cache.tidy_on_error(MODELS, entry.name):
         result = transfer.fetch(url, zip_path, entry.zip_sha256, progress=bar, description=entry.name)
     try:
         checks.check_fetched(result.path, url, result.content_type)
@@ -284,7 +285,7 @@ def install_url(
         if force:
             cache.discard_downloads(MODELS, name)
         zip_path = cache.downloads_dir(MODELS, name) / "model.zip"
-        with console.progress("bytes") as bar, cache.tidy_on_error(MODELS, name):
+        with transfers() as bar, cache.tidy_on_error(MODELS, name):
             result = transfer.fetch(url, zip_path, sha256, progress=bar, description=name)
         try:
             checks.check_fetched(result.path, url, result.content_type)

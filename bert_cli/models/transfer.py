@@ -144,7 +144,7 @@ def fetch(
 ) -> FetchResult:
     """Download ``url`` to ``dest`` (see the module docstring); return its size and sha256.
 
-    ``progress`` is a rich ``Progress`` (or the null stand-in of :mod:`bert_cli.console`).
+    ``progress`` has rich's ``add_task``/``update`` surface (:class:`bert_cli.progress.TransferBars`).
     Raises :class:`RemoteError` (HTTP errors), :class:`~bert_cli.errors.ChecksumError`
     (the bytes are not the expected ones; nothing is kept) or
     :class:`~bert_cli.errors.DownloadError` (still failing after the retries; the ``.part``

@@ -24,6 +24,7 @@ from ..models.archive import extract_zip
 from ..models.cache import DATASETS, MODELS, Cache, sha256_file
 from ..models.catalogue import DatasetEntry
 from ..models.install import download_model, install_local, install_url
+from ..progress import transfers
 
 SOURCES = ("auto", "google", "hf")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
@@ -220,7 +221,7 @@ def download_dataset(dataset: DatasetEntry | str, *, force: bool = False, cache:
         fetched: dict[str, Path] = {}
         sums: dict[str, str] = {}
         types: dict[str, str | None] = {}
-        with console.progress("bytes") as bar, cache.tidy_on_error(DATASETS, name):
+        with transfers() as bar, cache.tidy_on_error(DATASETS, name):
             for f in entry.files:
                 dest = workdir / f.filename
                 if dest.is_file() and (f.sha256 is None or sha256_file(dest) == f.sha256):

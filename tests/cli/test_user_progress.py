@@ -205,3 +205,24 @@ def test_finetune_in_a_log_summary_lines_table_report_and_seed(user, task_maker)
     for name in theirs.get_variable_to_shape_map():
         np.testing.assert_array_equal(ours.get_tensor(name), theirs.get_tensor(name), err_msg=name)
 
+
+
+# -- download: the same bars for bytes ----------------------------------------------------------------
+
+
+def test_download_bar_on_a_terminal_nothing_extra_in_a_log(user, server):
+    """Transfers draw through the one renderer (bert_cli.progress.transfers): a bar on a terminal,
+    only the data (the installed path) on stdout, no control characters in a log."""
+    from download_server import Route, build_zip, model_files
+
+    server.add("/bert_models/2020_02_20/uncased_L-2_H-128_A-2.zip", Route(body=build_zip(model_files())))
+    env = {"BERT_GOOGLE_BASE_URL": server.url("/bert_models"), "BERT_DOWNLOAD_BACKOFF": "0.01"}
+    code, out, tty = in_terminal(user, "--cache-dir", "cache", "download", "uncased-L-2-H-128", "--source", "google",
+                                 env=env)
+    assert code == 0, tty[-2000:]
+    assert out.decode() == "cache/models/uncased-L-2-H-128\n"
+    assert_bar(tty)
+    plain = user.run("--cache-dir", "cache2", "download", "uncased-L-2-H-128", "--source", "google", env=env)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == "cache2/models/uncased-L-2-H-128\n"
+    assert_plain(plain.stderr)

@@ -22,15 +22,16 @@ loss 0.3120``), for logs and cron, plus the periodic lines of ``lines`` (the tra
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import time
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from rich.filesize import decimal
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
 from rich.text import Text
 
-from .. import console
+from . import console
 
 Listener = Callable[[dict], None]
 
@@ -295,3 +296,46 @@ def count_lines(paths) -> int | None:
         except OSError:
             return None
     return total
+
+
+# ============================================================================ transfers
+
+
+@contextlib.contextmanager
+def transfers() -> Iterator["TransferBars"]:
+    """Bars for byte transfers (downloads, installs) through :class:`Phases`: one bar per file
+    on a terminal, nothing elsewhere (the transfer code says what it wrote itself)."""
+    with Phases(summaries=False) as phases:
+        yield TransferBars(phases)
+
+
+class TransferBars:
+    """The ``add_task`` / ``update`` surface :func:`bert_cli.models.transfer.fetch` drives, as
+    ``bytes`` phase events of :class:`Phases`."""
+
+    def __init__(self, phases: Phases) -> None:
+        self.phases = phases
+        self.tasks: list[list] = []  # [description, completed, total]
+
+    def add_task(self, description: str, total: float | None = None, completed: float = 0, **_: object) -> int:
+        self.tasks.append([description, completed, total])
+        self._emit(len(self.tasks) - 1)
+        return len(self.tasks) - 1
+
+    def update(self, task: int, *, total: float | None = None, completed: float | None = None,
+               advance: float | None = None, **_: object) -> None:
+        entry = self.tasks[task]
+        if total is not None:
+            entry[2] = total
+        if completed is not None:
+            entry[1] = completed
+        if advance is not None:
+            entry[1] += advance
+        self._emit(task)
+
+    def advance(self, task: int, amount: float) -> None:
+        self.update(task, advance=amount)
+
+    def _emit(self, task: int) -> None:
+        description, done, total = self.tasks[task]
+        self.phases({"phase": description, "done": done, "total": total, "unit": "bytes"})
