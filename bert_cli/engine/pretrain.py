@@ -301,6 +301,7 @@ class _Run:
         try:
             for batch in self.runtime.distribute(ds):
                 parts.append(compiled(batch))
+                self.emit(phase="eval", done=len(parts), total=plan.max_eval_steps, unit="batches")
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as exc:
             raise data_error(exc, plan.input_files) from None
         if not parts:
@@ -316,7 +317,7 @@ class _Run:
             write_eval_results(plan.output_dir, results)
             writer = tf.summary.create_file_writer(str(plan.output_dir / "eval"))
             scalars(writer, step_value, {k: v for k, v in results.items() if k != "global_step"})
-        self.emit(phase="eval", step=step_value, results=results, batches=len(parts))
+        self.emit(phase="eval", step=step_value, results=results, batches=len(parts), final=True)
         return results
 
     def emit(self, **event: Any) -> None:
