@@ -21,6 +21,8 @@ EPILOG = """Examples:
   bert finetune mrpc --model uncased-base --do-train --do-eval -o runs/mrpc
 
   bert finetune squad -m uncased-base --do-train --do-predict --train-file train-v1.1.json --predict-file dev-v1.1.json -o runs/squad
+
+  bert finetune ner -m cased-base --data-dir conll2003 --do-train --do-eval --keep-best f1 -o runs/ner
 """
 
 _TASK_DATA = "Data (csv/tsv/jsonl tasks)"
@@ -88,11 +90,9 @@ def finetune(
     tag_column: int = options.option(S.TAG_COLUMN, panel=_NER, help="0-based column of the tag in CoNLL files (-1: the last)."),
     document_context: bool = options.flag("--document-context/--no-document-context", panel=_NER, help="Pack the neighbouring sentences of the document around each sentence (BERT paper)."),
 ) -> None:
-    """Fine-tune BERT for sentence(-pair) classification or regression (run_classifier.py), or SQuAD (run_squad.py).
+    """Fine-tune BERT: sentence(-pair) classification or regression (run_classifier.py), SQuAD (run_squad.py) or NER (token classification).
 
-    Writes checkpoints (Google's TF1 layout), eval_results.txt and test_results.tsv into
-    --output-dir, plus bert_run.json so that `bert predict --model OUTPUT_DIR` works.
-    Rerun the same command to resume an interrupted run.
+    Writes checkpoints (Google's TF1 layout), eval_results.txt and test results into --output-dir, plus bert_run.json so that `bert predict --model OUTPUT_DIR` works. Rerun the same command to resume an interrupted run.
     """
     from . import original_flags
     from .render import print_metrics
