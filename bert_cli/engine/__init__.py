@@ -43,11 +43,17 @@ def quiet_stderr_fd():
 
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 _verbose = _settings.current().verbose or _settings.env_flag("BERT_VERBOSE")
-if _verbose or "TF_CPP_MIN_LOG_LEVEL" in _os.environ:
+# TF_CPP_MIN_LOG_LEVEL set by the user means "show me TensorFlow's logs at that level"; set by
+# us (marked with _OURS, which child processes inherit with it: shard workers, a `bert` run
+# from a program that imported the engine) it means nothing of the kind.
+_OURS = "BERT_QUIETED_TF"
+_user_level = "TF_CPP_MIN_LOG_LEVEL" in _os.environ and _os.environ.get(_OURS) != "1"
+if _verbose or _user_level:
     import tensorflow  # noqa: F401
 else:
     QUIET = True
     _os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    _os.environ[_OURS] = "1"
     with quiet_stderr_fd():
         import tensorflow  # noqa: F401
 

@@ -6,6 +6,7 @@ The real two-worker MultiWorkerMirroredStrategy run is in test_engine_train_step
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import numpy as np
@@ -186,3 +187,21 @@ def test_distribute_is_identity_for_the_default_strategy():
     ds = tf.data.Dataset.range(4).batch(2)
     assert runtime.distribute(ds) is ds
     assert runtime.global_batch_size(32) == 32 * runtime.num_replicas
+
+
+def test_tensorflow_stays_quiet_in_processes_started_by_one_that_imported_the_engine(repo_root):
+    """The engine sets TF_CPP_MIN_LOG_LEVEL to import TensorFlow quietly; a child process (a shard
+    worker, a `bert` run by a program or a test that imported the engine) inherits it and must not
+    take it for the user's "show me the logs at this level" (it printed TensorFlow's start-up
+    chatter before `error:` lines)."""
+    import subprocess
+    import sys
+
+    code = ("import subprocess, sys\nimport bert_cli.engine\n"
+            "child = subprocess.run([sys.executable, '-c', 'import bert_cli.engine'], capture_output=True, text=True)\n"
+            "sys.stdout.write(child.stderr)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "BERT_QUIETED_TF", "BERT_VERBOSE")}
+    env["PYTHONPATH"] = str(repo_root)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "", out.stdout[:500]
