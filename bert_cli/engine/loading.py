@@ -4,7 +4,8 @@
 the files of the one model policy (:func:`bert_cli.models.policy.resolve_model_files`). The
 commands that add a head load through their engine module instead (``finetune``:
 :func:`bert_cli.engine.classifier.load_initial_weights`, ``finetune squad``:
-:mod:`bert_cli.engine.squad_model`, ``pretrain``: :mod:`bert_cli.engine.pretrain`; ``predict``
+:mod:`bert_cli.engine.squad_model`, ``finetune ner``: :mod:`bert_cli.engine.token_classifier`,
+``pretrain``: :mod:`bert_cli.engine.pretrain`; ``predict``
 reads a run folder with :func:`bert_cli.ops.predict.load_classifier`), on the same checkpoint
 readers (:mod:`bert_cli.engine.checkpoint`, :mod:`bert_cli.engine.hf_weights`)::
 
