@@ -252,11 +252,17 @@ def write_run_folder(directory: Path, info: Mapping[str, Any], *, vocab_file: Pa
     copy_model_files(directory, vocab_file=vocab_file, config_json=config_json)
 
 
-def copy_model_files(directory: Path, *, vocab_file: Path, config_json: str) -> Path:
+def copy_model_files(directory: Path, *, vocab_file: Path | None, config_json: str) -> Path | None:
     """Copies of the model's vocabulary and config in a run folder, as ``vocab.txt`` and
-    ``bert_config.json`` (atomic writes; an identical ``vocab.txt`` is left as it is); returns
-    the resolved ``vocab.txt``."""
+    ``bert_config.json`` (atomic writes; an identical ``vocab.txt`` is left as it is), so the
+    folder works as ``--model DIR``; returns the resolved ``vocab.txt`` (None without one:
+    pretraining from TFRecords need not know the vocabulary)."""
     vocab = directory / "vocab.txt"
+    if vocab_file is None:
+        with atomic_write(directory / "bert_config.json") as fh:
+            fh.write(config_json)
+        return None
+    vocab_file = Path(vocab_file)
     if not vocab.is_file() or vocab_file.resolve() != vocab.resolve():
         data = vocab_file.read_bytes()
         if not vocab.is_file() or vocab.read_bytes() != data:

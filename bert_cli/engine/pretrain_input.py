@@ -145,8 +145,8 @@ def with_window_weight(ds: tf.data.Dataset, accumulation_steps: int) -> tf.data.
         return {**batch, WINDOW_WEIGHT: tf.ones_like(weights[..., 0]) * total}
 
     if k == 1:
-        return ds.map(add, deterministic=True)
-    return ds.batch(k, drop_remainder=True).map(add, deterministic=True).unbatch()
+        return ds.map(add)  # sequential: deterministic by construction
+    return ds.batch(k, drop_remainder=True).map(add).unbatch()
 
 
 def eval_dataset(

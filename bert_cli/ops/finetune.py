@@ -131,7 +131,8 @@ def check_options(c: FinetuneConfig) -> None:
     if c.model is None and (c.vocab_file is None or c.bert_config_file is None):
         raise UsageError(
             "no model: pass --model NAME|DIR, or --vocab-file and --bert-config-file (and --init-checkpoint)",
-            hint="bert download --list",
+            hint=(f"to go on with the run in {c.output_dir}, pass --model {c.output_dir}"
+                  if (Path(c.output_dir) / rundir.RUN_FILE).is_file() else "bert download --list"),
         )
 
 
@@ -414,6 +415,16 @@ def run(config: FinetuneConfig, progress: events.Progress | None = None) -> dict
     if check_export_target(c.export_hf, keep=[c.output_dir]) and c.repeat > 1:
         raise UsageError("--export-hf writes one model, --repeat makes several",
                          hint=f"export the seed you pick afterwards: bert download --export-hf {c.output_dir}/seed-N DIR")
+    from ..cluster import this_process_is_chief
+
+    # The folder is locked first: a second run on it fails at once, before reading any data.
+    with rundir.exclusive(c.output_dir, "finetune", enabled=this_process_is_chief()):
+        return _prepare_and_run(c, progress)
+
+
+def _prepare_and_run(c: FinetuneConfig, progress: events.Progress | None) -> dict[str, Any]:
+    """Resolve the model, read and featurize every split (input errors before any training),
+    then every --repeat run (the output folder is locked)."""
     source = resolve_model_source(c)
     from ..engine.model import check_seq_length
 
@@ -431,14 +442,11 @@ def run(config: FinetuneConfig, progress: events.Progress | None = None) -> dict
             f"(task {data.task.name} reports: {', '.join(available_metrics(data.task))})"
         )
     from ..engine import classifier as engine
-    from ..cluster import this_process_is_chief
 
     for name, features in (("train", data.train), ("dev", data.dev), ("test", data.test)):
         if features is not None and len(features):
             engine.validate_features(source.config, features, source=str(data.task.split_path(data.data_dir, name)))
-
-    with rundir.exclusive(c.output_dir, "finetune", enabled=this_process_is_chief()):
-        return _run_all(c, source, tokenizer, data, progress)
+    return _run_all(c, source, tokenizer, data, progress)
 
 
 def _run_all(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, progress) -> dict[str, Any]:

@@ -318,16 +318,17 @@ def run(config: NerFinetuneConfig, progress: events.Progress | None = None) -> d
                      "on; use a cased model (e.g. --model cased-base)")
     tokenizer = FullTokenizer(source.vocab_file, do_lower_case=source.do_lower_case)
     need_dev = bool(c.do_eval or c.eval_every_steps or c.eval_every_epoch or c.keep_best or c.early_stopping_patience)
-    tags, splits = _load_data(c, tokenizer, fconfig, need_dev, progress)
-
-    from ..engine.classifier import validate_features
     from ..cluster import this_process_is_chief
-    from ..engine.device import activity, select_runtime
 
-    for split in splits.values():
-        if len(split.arrays["input_ids"]):
-            validate_features(source.config, split.arrays, source=str(split.path))
+    # The folder is locked before the data is read: a second run on it fails at once.
     with rundir.exclusive(c.output_dir, "finetune ner", enabled=this_process_is_chief()):
+        tags, splits = _load_data(c, tokenizer, fconfig, need_dev, progress)
+        from ..engine.classifier import validate_features
+        from ..engine.device import activity, select_runtime
+
+        for split in splits.values():
+            if len(split.arrays["input_ids"]):
+                validate_features(source.config, split.arrays, source=str(split.path))
         runtime = select_runtime(c.device, c.precision, c.xla, rundir.run_seed(c.output_dir, c.seed))
         console.info(runtime.describe(activity(train=c.do_train, evaluate=c.do_eval, predict=c.do_predict)))
         runtime.apply_keras_policy()

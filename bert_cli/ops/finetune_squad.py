@@ -350,6 +350,16 @@ def run(config: SquadFinetuneConfig, progress: events.Progress | None = None) ->
     featurize = _check_options(c)
     check_output_dir(c.output_dir)
     check_export_target(c.export_hf, keep=[c.output_dir])
+    from ..cluster import this_process_is_chief
+
+    # The folder is locked first: a second run on it fails at once, before reading any data.
+    with rundir.exclusive(c.output_dir, "finetune squad", enabled=this_process_is_chief()):
+        return _prepare_and_run(c, featurize, progress)
+
+
+def _prepare_and_run(c: SquadFinetuneConfig, featurize: FeaturizeConfig, progress: events.Progress | None) -> dict[str, Any]:
+    """Read every input (a bad file fails before any training and before TensorFlow loads), then
+    train and/or predict (the output folder is locked)."""
     source = training.resolve_model_source(c)
     tokenizer = FullTokenizer(source.vocab_file, do_lower_case=source.do_lower_case)
 
@@ -372,9 +382,8 @@ def run(config: SquadFinetuneConfig, progress: events.Progress | None = None) ->
     runtime = select_runtime(c.device, c.precision, c.xla, rundir.run_seed(c.output_dir, c.seed))
     console.info(runtime.describe(activity(train=c.do_train, predict=c.do_predict)))
     runtime.apply_keras_policy()
-    with rundir.exclusive(c.output_dir, "finetune squad", enabled=runtime.is_chief):
-        return _run_locked(c, featurize, source, tokenizer, train_examples, predict_examples, predict_data,
-                           runtime, progress)
+    return _run_locked(c, featurize, source, tokenizer, train_examples, predict_examples, predict_data,
+                       runtime, progress)
 
 
 def _run_locked(c, featurize, source, tokenizer, train_examples, predict_examples, predict_data, runtime,

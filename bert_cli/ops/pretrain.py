@@ -164,6 +164,8 @@ def run(config: PretrainConfig, progress: Progress | None = None) -> dict:
     )
     with rundir.exclusive(plan.output_dir, "pretrain", enabled=this_process_is_chief()):
         summary = pretrain(plan, progress)
+        if summary.get("checkpoint") and this_process_is_chief():  # the run folder works as --model DIR
+            rundir.copy_model_files(plan.output_dir, vocab_file=config.vocab_file, config_json=bert_config.to_json())
         checkpoint, weights = (summary["checkpoint"], "tf1") if summary.get("checkpoint") else (init, init_format)
         if config.export_hf is not None and checkpoint and this_process_is_chief():
             from .export_hf import HfExportSpec, export_run_checkpoint
