@@ -59,14 +59,17 @@ class User:
 
     ``run`` returns the CompletedProcess; ``popen`` starts it for interruption tests.
     ``rel(path)`` turns any path (e.g. under ``../shared``) into one relative to ``cwd``.
-    The environment has no ``BERT_DEBUG``, a private cache (``.cache`` in ``cwd``) and no
+    The environment has no ``BERT_*`` settings and no ``TF_CPP_MIN_LOG_LEVEL``, a private cache (``.cache`` in ``cwd``) and no
     colour, so stderr's first line is exactly what a user reads.
     """
 
     def __init__(self, cwd: Path) -> None:
         self.cwd = cwd
         self.exe = bert_executable()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BERT_") or k == "BERT_SHARED_DATA"}
+        # A user's shell, not this test process's: no BERT_* settings, and no TF_CPP_MIN_LOG_LEVEL
+        # (set here when a test imported the engine in-process; a user who sets it asks for logs).
+        env = {k: v for k, v in os.environ.items()
+               if (not k.startswith("BERT_") or k == "BERT_SHARED_DATA") and k != "TF_CPP_MIN_LOG_LEVEL"}
         env.update(NO_COLOR="1", BERT_CACHE=str(cwd / ".cache"), PYTHONUNBUFFERED="1", COLUMNS="200")
         self.env = env
 
