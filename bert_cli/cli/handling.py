@@ -45,9 +45,11 @@ def report(err: BertError) -> None:
         con.print(f"hint: {err.hint}", markup=False, style="cyan")
 
 
-def report_usage(err: Exception) -> int:
+def report_usage(err: Exception, command_of_args: str | None = None) -> int:
     """A Click error as ``error: ...`` / ``hint: see bert COMMAND --help``; returns its exit code
-    (2 for usage errors). Typer's own "no arguments: here is the help" prints nothing more."""
+    (2 for usage errors). Typer's own "no arguments: here is the help" prints nothing more.
+    ``command_of_args``: the command the arguments name, for errors Click raises before it has
+    a command context (an option missing its value)."""
     code = getattr(err, "exit_code", EXIT_USAGE)
     if type(err).__name__ == "NoArgsIsHelpError":  # the help was printed already (as Typer does)
         return code
@@ -55,7 +57,7 @@ def report_usage(err: Exception) -> int:
     if message[:1].isupper() and message[1:2].islower():
         message = message[0].lower() + message[1:]
     ctx = getattr(err, "ctx", None)
-    command = ctx.command_path if ctx is not None else "bert"
+    command = ctx.command_path if ctx is not None else f"bert {command_of_args}" if command_of_args else "bert"
     report(UsageError(message, hint=f"see {command} --help"))
     return code
 
@@ -70,7 +72,8 @@ class BertGroup(TyperGroup):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except CLICK_ERROR as err:
-            sys.exit(report_usage(err))
+            words = [a for a in (sys.argv[1:] if args is None else args) if not str(a).startswith("-")]
+            sys.exit(report_usage(err, next((w for w in words if w in self.commands), None)))
         except BertError as err:
             if settings.env_flag("BERT_DEBUG"):
                 raise

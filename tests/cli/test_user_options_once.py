@@ -201,6 +201,7 @@ def test_options_are_grouped_into_panels(user):
     (["make-pretrain-data", "-o", "run/x.tfrecord", "--masked-lm-prob", "2"], "error: invalid value for '--masked-lm-prob'"),
     (["predict", "-m", "run", "--batch-size", "many"], "error: invalid value for '--batch-size'"),
     (["nosuch"], "error: no such command 'nosuch'"),
+    (["finetune", "mrpc", "--do-train", "-o"], "error: option '-o' requires an argument"),
 ])
 def test_usage_errors_are_two_plain_lines(user, argv, error):
     out = user.run(*argv, input="")
