@@ -120,6 +120,11 @@ class FinetuneConfig:
 
 def check_options(c: FinetuneConfig) -> None:
     """Option errors (UsageError) before anything is read (also ``finetune ner``'s)."""
+    from ..text.task_names import FINETUNE_TASKS
+
+    if str(c.task).lower() not in FINETUNE_TASKS:
+        raise UsageError(f"unknown task {c.task!r} (tasks: {', '.join(FINETUNE_TASKS)})",
+                         hint="your own data: csv, tsv or jsonl with --data-dir")
     if not (c.do_train or c.do_eval or c.do_predict):
         raise UsageError("nothing to do: pass at least one of --do-train, --do-eval, --do-predict")
     # (each value's own range was checked when the config was built: check_fields)
