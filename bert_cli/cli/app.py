@@ -17,7 +17,7 @@ import sys
 from .. import settings
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, BertError
 from . import commands  # noqa: F401  (registers the subcommands on the root app)
-from .handling import os_error_exit, report, silence_stdout
+from .handling import os_error_exit, report, say_interrupted, silence_stdout
 from .root import app
 
 __all__ = ["app", "main"]
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         report(err)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
+        say_interrupted(sys.argv[1:] if argv is None else argv)
         sys.exit(EXIT_INTERRUPTED)
     except OSError as err:  # outside a command; a closed stdout pipe: 0, quietly
         sys.exit(os_error_exit(err))

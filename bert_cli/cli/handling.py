@@ -28,7 +28,7 @@ import typer
 from typer.core import TyperGroup
 
 from .. import settings
-from ..errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, BertError, UsageError
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, BertError, UsageError
 from ..fileio import os_error
 
 # Typer names one of Click's errors publicly (BadParameter); every error Click raises while
@@ -62,6 +62,21 @@ def report_usage(err: Exception, command_of_args: str | None = None) -> int:
     return code
 
 
+RESUMABLE = ("pretrain", "finetune")  # a rerun of the same command goes on from the last checkpoint
+
+
+def say_interrupted(argv) -> None:
+    """One line that says the run was interrupted (and, for a training run, how to go on)."""
+    if settings.current().quiet:
+        return
+    words = [a for a in argv if not str(a).startswith("-")]
+    hint = "rerun the same command to resume from the last checkpoint" if words and words[0] in RESUMABLE else None
+    try:
+        report(BertError("interrupted", hint=hint))
+    except (OSError, ValueError):  # stderr gone too
+        pass
+
+
 class BertGroup(TyperGroup):
     """The root app's group: Click's usage errors (and a BertError raised while parsing, such as
     ``--do-train=maybe``) become ``error:`` / ``hint:`` lines on stderr; flags show no metavar."""
@@ -82,6 +97,8 @@ class BertGroup(TyperGroup):
         except typer.Abort:
             report(BertError("aborted"))
             sys.exit(EXIT_FAILED)
+        if code == EXIT_INTERRUPTED:  # Typer turns Ctrl-C (and SIGTERM, see app.py) into exit 130
+            say_interrupted(sys.argv[1:] if args is None else args)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
     def get_params(self, ctx) -> list:

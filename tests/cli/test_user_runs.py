@@ -247,7 +247,10 @@ def test_finetune_interrupted_then_rerun_equals_an_uninterrupted_run(user, task_
     rc = proc.wait(timeout=60)
     if sig != signal.SIGKILL:  # Ctrl-C and SIGTERM (timeout, schedulers): exit 130, cleanly
         assert rc == 130
-        assert "Traceback" not in proc.stderr.read().decode()
+        stderr = proc.stderr.read().decode()
+        assert "Traceback" not in stderr
+        assert stderr.splitlines()[-2:] == ["error: interrupted",
+                                            "hint: rerun the same command to resume from the last checkpoint"], stderr
     assert user.leftovers() == []
     again = user.run(*args)
     assert again.returncode == 0, again.stderr
