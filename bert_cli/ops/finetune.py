@@ -35,6 +35,7 @@ will be needed is read and featurized first.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Mapping
@@ -287,13 +288,7 @@ def _run_once(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, ru
     predictor = engine.Predictor(model, jit_compile=runtime.xla, padding_multiple=runtime.padding_multiple)
 
     def load_init() -> None:
-        if source.checkpoint is None:
-            console.warn("no initial checkpoint: the model starts from random weights")
-            summary["init"] = None
-            return
-        report = engine.load_initial_weights(model, source.checkpoint, source.weights_format)
-        console.info(report.summary())
-        summary["init"] = training.init_summary(report)
+        training.load_initial_weights(functools.partial(engine.load_initial_weights, model), source, summary)
 
     if c.do_train:
         assert data.train is not None

@@ -38,6 +38,7 @@ Every input problem is raised before training starts.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -216,13 +217,7 @@ def _run_locked(c: NerFinetuneConfig, source, tags: list[str], splits: dict, run
     summary: dict[str, Any] = {"task": NER_KIND, "output_dir": str(output_dir), "seed": runtime.seed, "tags": tags}
 
     def load_init() -> None:
-        if source.checkpoint is None:
-            console.warn("no initial checkpoint: the model starts from random weights")
-            summary["init"] = None
-            return
-        report = engine.load_initial_weights(model, source.checkpoint, source.weights_format)
-        console.info(report.summary())
-        summary["init"] = training.init_summary(report)
+        training.load_initial_weights(functools.partial(engine.load_initial_weights, model), source, summary)
 
     def save_best(step: int, results) -> None:
         training.save_best(modules, output_dir / rundir.BEST_DIR, step, results, info, source)

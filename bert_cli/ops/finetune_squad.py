@@ -32,6 +32,7 @@ raised before training starts.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import random
 import time
@@ -261,13 +262,7 @@ def _train(c: SquadFinetuneConfig, featurize: FeaturizeConfig, examples: list[Sq
 def _load_init(model, source, summary: dict) -> None:
     from ..engine import squad_model as engine
 
-    if source.checkpoint is None:
-        console.warn("no initial checkpoint: the model starts from random weights")
-        summary["init"] = None
-        return
-    report = engine.load_initial_weights(model, source.checkpoint, source.weights_format)
-    console.info(report.summary())
-    summary["init"] = training.init_summary(report)
+    training.load_initial_weights(functools.partial(engine.load_initial_weights, model), source, summary)
 
 
 def _load_for_predict(c: SquadFinetuneConfig, model, source, summary: dict) -> None:

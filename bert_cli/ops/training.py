@@ -115,6 +115,19 @@ def num_train_steps_for(n_train: int, train_batch_size: int, num_train_epochs: f
     return steps
 
 
+def load_initial_weights(load: Callable[[str, str], Any], source: ModelSource, summary: dict) -> None:
+    """A fine-tuning run's initial weights: ``load(checkpoint, weights_format)`` (the task's engine
+    loader, which lets the head be missing), reported in ``summary["init"]``; without a checkpoint
+    the model keeps its random weights, and stderr says so."""
+    if source.checkpoint is None:
+        console.warn("no initial checkpoint: the model starts from random weights")
+        summary["init"] = None
+        return
+    report = load(source.checkpoint, source.weights_format)
+    console.info(report.summary())
+    summary["init"] = init_summary(report)
+
+
 def init_summary(report) -> dict[str, Any] | None:
     """The ``init`` entry of a run summary from a :class:`~bert_cli.engine.checkpoint.LoadReport`."""
     if report is None:
