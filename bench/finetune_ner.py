@@ -19,7 +19,7 @@ LayerNorm), clip 1.0, dropout 0.1, ``int(n_windows / 32 * epochs)`` steps.
   and a linear warmup/decay schedule; its predictions are merged into words and scored by the
   same code as ours;
 * torch-orig: transformers with the original optimizer instead (Adam WITHOUT bias correction,
-  ``finetune_mrpc.original_adam``), the same recipe as ours. Without bias correction the first
+  ``bench/torch_peer.py``, with the original schedule), the same recipe as ours. Without bias correction the first
   updates are ~3x larger, so on short runs (a few dozen steps) ours learns visibly faster than
   ``torch``; compare F1 with ``torch-orig`` there.
 
@@ -123,13 +123,15 @@ def run_torch(args, data: Path, *, original_optimizer: bool = False) -> dict:
     if args.max_steps:
         steps = min(steps, args.max_steps)
     model = BertForTokenClassification.from_pretrained(str(HF_DIR), num_labels=len(ner.tags))
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(x in n for x in no_decay)], "weight_decay": 0.01},
-        {"params": [p for n, p in model.named_parameters() if any(x in n for x in no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = MRPC.original_adam(groups, LR) if original_optimizer else torch.optim.AdamW(groups, lr=LR, eps=1e-6)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * WARMUP), steps)
+    from bench.torch_peer import decay_groups, original_adam, original_schedule
+
+    groups = decay_groups(model)  # the original's weight-decay exclusions (LayerNorm, bias)
+    if original_optimizer:  # the original's optimizer and schedule, as bert's (bench/torch_peer.py)
+        optimizer = original_adam(groups, LR)
+        scheduler = original_schedule(optimizer, steps, int(steps * WARMUP))
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=LR, eps=1e-6)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * WARMUP), steps)
     rng = np.random.default_rng(args.seed)
 
     def batch_of(arrays, idx):
