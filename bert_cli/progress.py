@@ -211,10 +211,15 @@ class Phases:
 
 
 def summary_line(phase: _Phase) -> str:
-    """``train: 48 steps in 5.1s (9.4 steps/s), final loss 0.3120`` (one plain line per phase)."""
+    """``train: 48 steps in 5.1s (9.4 steps/s), final loss 0.3120`` (one plain line per phase);
+    a phase that began part way (a resumed run) counts what it did: ``train: 32 steps (17-48 of
+    48) in 3.4s ...``."""
     seconds = phase.seconds
     work = phase.done - phase.first if phase.done > phase.first else phase.done
     amount = _amount(phase.done, phase.unit)
+    if phase.unit == "steps" and 0 < phase.first < phase.done:
+        total = f" of {int(phase.total)}" if phase.total is not None else ""
+        amount = f"{_amount(work, phase.unit)} ({int(phase.first) + 1}-{int(phase.done)}{total})"
     if phase.unit == "bytes" and "lines" in phase.extra:
         amount = f"{phase.extra['lines']} lines ({amount})"
     text = f"{phase.label}: {amount} in {seconds:.1f}s"

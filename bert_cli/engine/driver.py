@@ -45,7 +45,7 @@ from typing import Any, Callable, Mapping
 import tensorflow as tf
 
 from .. import console
-from ..errors import UsageError
+from ..errors import TrainingDivergedError, UsageError
 from ..events import Progress, emit
 from ..rundir import BestTracker
 from .checkpoint import GLOBAL_STEP
@@ -225,32 +225,36 @@ class Driver:
         began = time.perf_counter()
         marks.append((began, start))
         final_loss = float("nan")
-        while gs < total:
-            for _ in range(k):
-                losses.append(self.step_fn(self._next(iterator)))
-            gs += 1
-            due_eval = evaluation is not None and (evaluation.due(gs) or gs >= total)
-            logged = gs % opts.log_every_steps == 0 or gs >= total
-            if not (logged or due_eval or gs >= next_save):
-                continue
-            if fp16:  # skipped (overflow) steps do not count: re-read the real step
-                gs = self.global_step
-            window_loss = float(tf.add_n(losses).numpy()) / len(losses) if losses else final_loss
-            losses.clear()
-            if not fp16:  # a diverged step is never logged as progress, let alone checkpointed
-                self.manager.check_loss(window_loss, gs)
-            final_loss = window_loss
-            if logged:
-                self._report(progress, writer, gs, window_loss, marks, began)
-            if gs >= next_save or gs >= total:
-                self._save(progress, gs)
-                last_saved = gs
-                next_save = (gs // save_every + 1) * save_every
-            if due_eval and self._evaluate(evaluation, progress, gs, summary):
-                if last_saved != gs:
+        try:
+            while gs < total:
+                for _ in range(k):
+                    losses.append(self.step_fn(self._next(iterator)))
+                gs += 1
+                due_eval = evaluation is not None and (evaluation.due(gs) or gs >= total)
+                logged = gs % opts.log_every_steps == 0 or gs >= total
+                if not (logged or due_eval or gs >= next_save):
+                    continue
+                if fp16:  # skipped (overflow) steps do not count: re-read the real step
+                    gs = self.global_step
+                window_loss = float(tf.add_n(losses).numpy()) / len(losses) if losses else final_loss
+                losses.clear()
+                if not fp16:  # a diverged step is never logged as progress, let alone checkpointed
+                    self.manager.check_loss(window_loss, gs)
+                final_loss = window_loss
+                if logged:
+                    self._report(progress, writer, gs, window_loss, marks, began)
+                if gs >= next_save or gs >= total:
                     self._save(progress, gs)
                     last_saved = gs
-                break
+                    next_save = (gs // save_every + 1) * save_every
+                if due_eval and self._evaluate(evaluation, progress, gs, summary):
+                    if last_saved != gs:
+                        self._save(progress, gs)
+                        last_saved = gs
+                    break
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM (see cli.app): keep the steps already run
+            self._save_on_interrupt(progress, losses, last_saved)
+            raise
         if last_saved != gs:
             self._save(progress, gs)
         if writer is not None:
@@ -293,6 +297,30 @@ class Driver:
         if writer is not None:
             _scalars(writer, gs, {"loss": loss, "learning_rate": lr, "examples/sec": rate})
         emit(progress, phase="train", **event)
+
+    def _save_on_interrupt(self, progress, pending: list, last_saved: int | None) -> None:
+        """Checkpoint the optimizer steps run since the last save, then let the interrupt go on.
+
+        The step counter is the ``global_step`` variable, which the compiled step updates with
+        the weights, so it is right wherever the interrupt landed (between micro-batches,
+        during a save or an evaluation); half-accumulated gradients are not checkpointed and
+        the rerun feeds those micro-batches again. Nothing is saved when a pending loss or a
+        weight is not finite (the NaN guard), or when a second interrupt cuts the save short.
+        """
+        gs = self.global_step
+        if last_saved == gs or gs == 0:
+            if last_saved == gs:
+                console.info(f"interrupted at step {gs}: model.ckpt-{gs} is saved")
+            return
+        try:
+            if pending and self.loss_scaler is None and not math.isfinite(float(tf.add_n(pending).numpy())):
+                return
+            path = self.manager.save(gs)
+        except TrainingDivergedError:
+            return
+        if path:
+            console.info(f"interrupted at step {gs}: saved {path}")
+            emit(progress, phase="checkpoint", step=gs, path=path)
 
     def _save(self, progress, gs: int) -> None:
         path = self.manager.save(gs)

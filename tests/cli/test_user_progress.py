@@ -189,6 +189,8 @@ def test_finetune_in_a_log_summary_lines_table_report_and_seed(user, task_maker)
     again = user.run(*finetune_args("-o", "run", "--do-train", "--max-steps", "8", "--save-checkpoints-steps", "2"))
     assert again.returncode == 0, again.stderr
     assert "resuming from" in again.stderr
+    # its summary line counts the 4 steps it ran, not the 8 since the start of the run
+    assert re.search(r"^train: 4 steps \(5-8 of 8\) in [0-9.]+s \([0-9.]+ steps/s\)", again.stderr, re.M), again.stderr
     assert json.loads(again.stdout)["seed"] == seed
     assert json.loads((user.cwd / "run" / "seed.json").read_text()) == {"seed": seed}
     history = [json.loads(ln) for ln in (user.cwd / "run" / "history.jsonl").read_text().splitlines()]
