@@ -33,7 +33,9 @@ on vs 23.3 s off and 512 lines 60.3 s on vs 34.3 s off (medians of 3, MiniLM, ``
 mean``). GPU/TPU: not measured here (no such machine was available).
 
 ``seed`` seeds Python ``random``, NumPy and TensorFlow (``keras.utils.set_random_seed``);
-``deterministic=True`` also enables TensorFlow op determinism.
+``deterministic=True`` also enables TensorFlow op determinism. Under ``TF_CONFIG`` every worker
+takes the chief's seed (:attr:`Runtime.seed`), so seeds drawn per process cannot split the
+cluster's data order.
 """
 
 from __future__ import annotations
@@ -210,6 +212,9 @@ def select_runtime(
         if cluster is not None and cluster.num_workers > 1:
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
             workers, name = cluster.num_workers, "MultiWorkerMirroredStrategy"
+            if seed is not None:  # one seed for the whole cluster: the chief's
+                seed = _chief_seed(tf, strategy, seed)
+                _seed_everything(seed, deterministic)
         elif len(gpus) > 1:
             strategy, name = tf.distribute.MirroredStrategy(), "MirroredStrategy"
         elif device == "cpu" and tf.config.list_logical_devices("GPU"):
@@ -281,6 +286,24 @@ def _seed_everything(seed: int | None, deterministic: bool) -> None:
         keras.utils.set_random_seed(seed)  # python random, numpy, tf (and keras' seed generator)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+
+
+def _chief_seed(tf, strategy, seed: int) -> int:
+    """The seed of global replica 0 (the chief's first device), on every worker.
+
+    A run without ``--seed`` draws one per process; workers that drew different ones would
+    shuffle the training data differently, and the per-worker shards of those different orders
+    overlap (some examples twice, others never). One all-reduce in which only replica 0
+    contributes its seed makes the cluster agree (a given ``--seed`` is the same everywhere
+    anyway).
+    """
+
+    def contribution():
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return tf.where(tf.equal(replica, 0), tf.constant(seed, tf.int64), tf.constant(0, tf.int64))
+
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(contribution), axis=None)
+    return int(total.numpy())
 
 
 def _hide_gpus(tf) -> None:

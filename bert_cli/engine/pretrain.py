@@ -194,6 +194,8 @@ class _Run:
         self.plan = plan
         self.progress = progress
         self.runtime = select_runtime(plan.device, plan.precision, plan.xla, plan.seed)
+        if self.runtime.seed != plan.seed:  # a worker of a cluster: the chief's seed
+            self.plan = plan = dataclasses.replace(plan, options=dataclasses.replace(plan.options, seed=self.runtime.seed))
         console.info(self.runtime.describe(activity(train=plan.do_train, evaluate=plan.do_eval)))
         replicas = self.runtime.num_replicas
         for name, size in (("train_batch_size", plan.train_batch_size), ("eval_batch_size", plan.eval_batch_size)):
