@@ -47,7 +47,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -56,9 +55,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SHARED = Path(os.environ.get("BERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-HF_DIR = SHARED / "hf" / "all-MiniLM-L6-v2"
-VOCAB = SHARED / "vocab" / "uncased" / "vocab.txt"
+from bench.common import HF_DIR, SHARED, VOCAB, require_data, tf_threads  # noqa: E402
+
 MRPC = SHARED / "glue" / "MRPC"
 
 LR, BATCH, SEQ, WARMUP = 2e-5, 32, 128, 0.1
@@ -123,8 +121,9 @@ def run_ours(args, out_dir: Path, seed: int, *, trim: bool = True) -> dict:
 def run_torch(args, threads: int, seed: int, *, trim: bool = False, original_optimizer: bool = False) -> dict:
     import numpy as np
     import torch
-    from transformers import BertForSequenceClassification, get_linear_schedule_with_warmup
+    from transformers import BertForSequenceClassification
 
+    from bench.torch_peer import decay_groups, optimizer_and_schedule, train_steps
     from bert_cli.text.classifier_features import convert_examples
     from bert_cli.text.metrics import accuracy, f1_score
     from bert_cli.text.tasks import get_task
@@ -140,19 +139,9 @@ def run_torch(args, threads: int, seed: int, *, trim: bool = False, original_opt
     if args.max_steps:
         steps = min(steps, args.max_steps)
     model = BertForSequenceClassification.from_pretrained(str(HF_DIR), num_labels=2)
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(x in n for x in no_decay)], "weight_decay": 0.01},
-        {"params": [p for n, p in model.named_parameters() if any(x in n for x in no_decay)], "weight_decay": 0.0},
-    ]
-    if original_optimizer:  # the original's optimizer and schedule (lr decays from step 0)
-        from bench.torch_peer import original_adam, original_schedule
-
-        optimizer = original_adam(groups, LR)
-        scheduler = original_schedule(optimizer, steps, int(steps * WARMUP))
-    else:
-        optimizer = torch.optim.AdamW(groups, lr=LR, eps=1e-6)
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * WARMUP), steps)
+    groups = decay_groups(model)  # decay 0.01 except biases and LayerNorm
+    # torch AdamW + linear warmup/decay, or the original's optimizer and schedule (lr decays from step 0)
+    optimizer, scheduler = optimizer_and_schedule(groups, LR, steps, int(steps * WARMUP), original=original_optimizer)
     rng = np.random.default_rng(seed)
 
     from bert_cli.engine.padding import trim_arrays
@@ -166,25 +155,13 @@ def run_torch(args, threads: int, seed: int, *, trim: bool = False, original_opt
             torch.from_numpy(batch["segment_ids"]).long(),
         )
 
-    model.train()
-    order = np.array([], dtype=np.int64)
-    started = time.perf_counter()
-    for step in range(1, steps + 1):
-        if len(order) < BATCH:
-            order = np.concatenate([order, rng.permutation(len(train))])
-        idx, order = order[:BATCH], order[BATCH:]
+    def loss_of(idx):
         ids, mask, seg = tensors(train, idx)
         labels = torch.from_numpy(train.labels[idx]).long()
-        loss = model(input_ids=ids, attention_mask=mask, token_type_ids=seg, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        if step % args.log_every == 0 or step == steps:
-            rate = step * BATCH / (time.perf_counter() - started)
-            print(f"  torch step {step}/{steps} loss {loss.item():.4f} {rate:.1f} ex/s", file=sys.stderr)
-    seconds = time.perf_counter() - started
+        return model(input_ids=ids, attention_mask=mask, token_type_ids=seg, labels=labels).loss
+
+    seconds = train_steps(model, optimizer, scheduler, loss_of, n_train=len(train), batch_size=BATCH, steps=steps,
+                          rng=rng, log_every=args.log_every)
     model.eval()
     preds = []
     with torch.inference_mode():
@@ -214,15 +191,8 @@ def main() -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="ours only")
     parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=False, help="ours only: XLA-compile the train step")
     args = parser.parse_args()
-    for p in (HF_DIR / "model.safetensors", VOCAB, MRPC / "train.tsv"):
-        if not p.exists():
-            sys.exit(f"missing reference data: {p} (set BERT_SHARED_DATA)")
-
-    import bert_cli.engine  # noqa: F401  (imports TensorFlow the way `bert` does: oneDNN kernels on)
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    require_data(HF_DIR / "model.safetensors", VOCAB, MRPC / "train.tsv")
+    tf_threads(args.threads)
     steps = int(3668 / BATCH * args.epochs)
     if args.max_steps:
         steps = min(steps, args.max_steps)

@@ -32,13 +32,11 @@ LAST lines are the speed ratio and the dev/test F1 differences against each peer
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,18 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.common import HF_DIR, SHARED, VOCAB, require_data, tf_threads  # noqa: E402
 
-def _mrpc_bench():
-    """bench/finetune_mrpc.py as a module (its paths and helpers, one copy)."""
-    spec = importlib.util.spec_from_file_location("finetune_mrpc", Path(_HERE) / "finetune_mrpc.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MRPC = _mrpc_bench()
-HF_DIR, VOCAB = MRPC.HF_DIR, MRPC.VOCAB
-CONLL = MRPC.SHARED / "ner" / "conll2003"
+CONLL = SHARED / "ner" / "conll2003"
 LR, BATCH, SEQ, WARMUP = 5e-5, 32, 128, 0.1
 
 
@@ -101,7 +90,7 @@ def run_ours(args, data: Path, out_dir: Path) -> dict:
 def run_torch(args, data: Path, *, original_optimizer: bool = False) -> dict:
     import numpy as np
     import torch
-    from transformers import BertForTokenClassification, get_linear_schedule_with_warmup
+    from transformers import BertForTokenClassification
 
     from bert_cli.engine.padding import trim_arrays
     from bert_cli.engine.token_classifier import softmax
@@ -124,15 +113,11 @@ def run_torch(args, data: Path, *, original_optimizer: bool = False) -> dict:
     if args.max_steps:
         steps = min(steps, args.max_steps)
     model = BertForTokenClassification.from_pretrained(str(HF_DIR), num_labels=len(ner.tags))
-    from bench.torch_peer import decay_groups, original_adam, original_schedule
+    from bench.torch_peer import decay_groups, optimizer_and_schedule, train_steps
 
     groups = decay_groups(model)  # the original's weight-decay exclusions (LayerNorm, bias)
-    if original_optimizer:  # the original's optimizer and schedule, as bert's (bench/torch_peer.py)
-        optimizer = original_adam(groups, LR)
-        scheduler = original_schedule(optimizer, steps, int(steps * WARMUP))
-    else:
-        optimizer = torch.optim.AdamW(groups, lr=LR, eps=1e-6)
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * WARMUP), steps)
+    # torch AdamW + linear warmup/decay, or the original's optimizer and schedule, as bert's (bench/torch_peer.py)
+    optimizer, scheduler = optimizer_and_schedule(groups, LR, steps, int(steps * WARMUP), original=original_optimizer)
     rng = np.random.default_rng(args.seed)
 
     def batch_of(arrays, idx):
@@ -140,25 +125,13 @@ def run_torch(args, data: Path, *, original_optimizer: bool = False) -> dict:
         b["labels"] = b["labels"][:, :b["input_ids"].shape[1]]
         return {k: torch.from_numpy(np.ascontiguousarray(v)).long() for k, v in b.items()}
 
-    model.train()
-    order = np.array([], dtype=np.int64)
-    started = time.perf_counter()
-    for step in range(1, steps + 1):
-        if len(order) < BATCH:
-            order = np.concatenate([order, rng.permutation(n_train)])
-        idx, order = order[:BATCH], order[BATCH:]
+    def loss_of(idx):
         b = batch_of(train, idx)
-        loss = model(input_ids=b["input_ids"], attention_mask=b["input_mask"], token_type_ids=b["segment_ids"],
+        return model(input_ids=b["input_ids"], attention_mask=b["input_mask"], token_type_ids=b["segment_ids"],
                      labels=b["labels"]).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        if step % args.log_every == 0 or step == steps:
-            rate = step * BATCH / (time.perf_counter() - started)
-            print(f"  torch step {step}/{steps} loss {loss.item():.4f} {rate:.1f} ex/s", file=sys.stderr)
-    seconds = time.perf_counter() - started
+
+    seconds = train_steps(model, optimizer, scheduler, loss_of, n_train=n_train, batch_size=BATCH, steps=steps,
+                          rng=rng, log_every=args.log_every)
     model.eval()
     scores = {}
     for name in ("dev", "test"):
@@ -186,18 +159,12 @@ def main() -> None:
     parser.add_argument("--log-every", type=int, default=50, help="progress line every N steps (stderr)")
     parser.add_argument("--variants", default="ours,torch", help="comma-separated: ours, torch, torch-orig")
     args = parser.parse_args()
-    for p in (HF_DIR / "model.safetensors", VOCAB, CONLL / "train.txt"):
-        if not p.exists():
-            sys.exit(f"missing reference data: {p} (set BERT_SHARED_DATA)")
+    require_data(HF_DIR / "model.safetensors", VOCAB, CONLL / "train.txt")
     variants = args.variants.split(",")
     if not set(variants) <= {"ours", "torch", "torch-orig"}:
         sys.exit(f"unknown variant in {args.variants!r}")
 
-    import bert_cli.engine  # noqa: F401  (imports TensorFlow the way `bert` does: oneDNN kernels on)
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    tf_threads(args.threads)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = make_data_dir(Path(tmp), args.train_sentences)

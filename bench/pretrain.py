@@ -59,8 +59,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SHARED = Path(os.environ.get("BERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-VOCAB = SHARED / "vocab" / "uncased" / "vocab.txt"
+from bench.common import SHARED, VOCAB, require_data, tf_threads  # noqa: E402
+
 SAMPLE_TEXT = SHARED / "text" / "sample_text.txt"
 SEQ, PRED = 128, 20
 CONFIGS = {"small": (4, 256, 4, 1024), "base2": (2, 768, 12, 3072)}
@@ -261,16 +261,10 @@ def main() -> None:
     for v in variants:
         if v not in VARIANTS:
             sys.exit(f"unknown variant {v!r}")
-    for p in (VOCAB, args.text):
-        if not p.exists():
-            sys.exit(f"missing reference data: {p} (set BERT_SHARED_DATA)")
-
-    import bert_cli.engine  # noqa: F401  (TensorFlow set up the way `bert` does it)
-    import tensorflow as tf
+    require_data(VOCAB, args.text)
+    tf = tf_threads(args.threads)
     import torch
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     torch.set_num_threads(args.threads)
 
     config = parse_config(args.config, args.dropout)

@@ -48,9 +48,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-SHARED = Path(os.environ.get("BERT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-HF_DIR = SHARED / "hf" / "all-MiniLM-L6-v2"
-VOCAB = SHARED / "vocab" / "uncased" / "vocab.txt"  # == MiniLM's tokenizer.json vocabulary (README)
+from bench.common import HF_DIR, SHARED, VOCAB, require_data, tf_threads  # noqa: E402
+
 DEV = SHARED / "squad" / "dev-v1.1.json"
 SEQ, STRIDE, QUERY = 384, 128, 64
 
@@ -187,16 +186,10 @@ def main() -> None:
     parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None, help="ours (default: the CLI's)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     args = parser.parse_args()
-    for p in (HF_DIR / "model.safetensors", VOCAB, DEV):
-        if not p.exists():
-            sys.exit(f"missing reference data: {p} (set BERT_SHARED_DATA)")
-
-    import bert_cli.engine  # noqa: F401
-    import tensorflow as tf
+    require_data(HF_DIR / "model.safetensors", VOCAB, DEV)
+    tf = tf_threads(args.threads)
     import torch
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     torch.set_num_threads(args.threads)
 
     from bert_cli.engine.checkpoint import write_checkpoint

@@ -7,18 +7,25 @@
 * :func:`original_schedule` -- the original learning-rate schedule (linear warmup, then linear
   decay computed from step 0; lr(0) = 0) as a torch ``LambdaLR``, from the same pure-Python
   function our engine is tested against (:func:`bert_cli.engine.optimization.learning_rate_py`);
+* :func:`optimizer_and_schedule` -- torch's ``AdamW`` and linear warmup/decay (each tool's
+  default), or the original's two above (the same recipe as ours);
+* :func:`train_steps` -- the fine-tuning peers' training loop (reshuffled epochs of fixed-size
+  batches, clip 1.0, a progress line every N steps);
 * :func:`copy_tf1_into_torch` -- load ``{TF1 name: array}`` weights (a checkpoint we wrote,
   or ``tf1_names(model)``) into a transformers BERT module through the engine's own HF <-> TF1
   name table, so both sides start from the very same numbers.
 
-Imported by ``bench/finetune_mrpc.py``, ``bench/pretrain.py`` and ``bench/squad_predict.py`` as
+Imported by ``bench/finetune_mrpc.py``, ``bench/finetune_ner.py``, ``bench/pretrain.py`` and
+``bench/squad_predict.py`` as
 ``bench.torch_peer`` (the repository root is on ``sys.path``; ``bench/`` itself is kept off it
 because ``bench/tokenize.py`` would shadow the stdlib module).
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+import sys
+import time
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -83,6 +90,50 @@ def original_schedule(optimizer, num_train_steps: int, num_warmup_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate_py(step, 1.0, num_train_steps, num_warmup_steps)
     )
+
+
+def optimizer_and_schedule(groups, lr: float, num_train_steps: int, num_warmup_steps: int, *, original: bool):
+    """``(optimizer, scheduler)``: torch ``AdamW`` (eps 1e-6) with transformers'
+    ``get_linear_schedule_with_warmup``, or, when ``original``, :func:`original_adam` with
+    :func:`original_schedule` (lr decays from step 0), the same recipe as ours."""
+    if original:
+        optimizer = original_adam(groups, lr)
+        return optimizer, original_schedule(optimizer, num_train_steps, num_warmup_steps)
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    optimizer = torch.optim.AdamW(groups, lr=lr, eps=1e-6)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, num_warmup_steps, num_train_steps)
+
+
+def train_steps(model, optimizer, scheduler, loss_of: Callable, *, n_train: int, batch_size: int, steps: int,
+                rng: np.random.Generator, log_every: int) -> float:
+    """The fine-tuning peers' training loop; returns its seconds.
+
+    Each step takes the next ``batch_size`` example indices of a stream of ``rng.permutation``
+    epochs (a new one is appended when fewer are left, so no batch is partial), ``loss_of(idx)``
+    -> loss, backward, clip to global norm 1.0, optimizer and scheduler step. A progress line
+    (loss, examples/s) goes to stderr every ``log_every`` steps and after the last one.
+    """
+    import torch
+
+    model.train()
+    order = np.array([], dtype=np.int64)
+    started = time.perf_counter()
+    for step in range(1, steps + 1):
+        if len(order) < batch_size:
+            order = np.concatenate([order, rng.permutation(n_train)])
+        idx, order = order[:batch_size], order[batch_size:]
+        loss = loss_of(idx)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        if step % log_every == 0 or step == steps:
+            rate = step * batch_size / (time.perf_counter() - started)
+            print(f"  torch step {step}/{steps} loss {loss.item():.4f} {rate:.1f} ex/s", file=sys.stderr)
+    return time.perf_counter() - started
 
 
 def copy_tf1_into_torch(model, tensors: Mapping[str, np.ndarray], *, require_all: bool = True) -> list[str]:

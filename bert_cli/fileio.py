@@ -4,7 +4,8 @@
 :func:`atomic_directory` does the same for a whole folder (:func:`replace_directory` swaps it in);
 :func:`check_writable_file` / :func:`check_output_dir` fail early (before any work) when an
 output cannot be written: an ``-o`` that is a directory, an ``--output-dir`` that is a file,
-a parent that is a file, a read-only or unwritable folder.
+a parent that is a file, a read-only or unwritable folder. :class:`AtomicOutput` is the
+``with`` contract of the streaming writers (close on success, abort on an exception).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, Self
 
 from .errors import BertError, NotFoundError, OutputError
 
@@ -94,6 +95,27 @@ def naming_errors(name: str | os.PathLike) -> Iterator[None]:
         if err.filename is None:
             err.filename = str(name)
         raise
+
+
+class AtomicOutput:
+    """A streaming writer whose file appears on :meth:`close` and is discarded by :meth:`abort`
+    (the subclass defines both); a ``with`` block closes it on success and aborts it on any
+    exception, so a failure never leaves a half-written file."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:

@@ -215,7 +215,8 @@ def excluded(name: str, patterns: Sequence[str]) -> bool:
 
 
 class _SlotOptimizer(tf.Module):
-    """Shared machinery: named variables, float32 m/v slots, distributed apply."""
+    """Shared machinery: named variables, the options (the original's defaults), float32 m/v
+    slots, Adam's moving averages, the gated update and the distributed apply."""
 
     slot_suffixes: tuple[str, str] = ("adam_m", "adam_v")
 
@@ -223,14 +224,14 @@ class _SlotOptimizer(tf.Module):
         self,
         variables: Iterable[tuple[str, object]],
         *,
-        weight_decay_rate: float,
-        beta_1: float,
-        beta_2: float,
-        epsilon: float,
-        exclude_from_weight_decay: Sequence[str],
-        name: str,
+        weight_decay_rate: float = 0.01,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-6,
+        exclude_from_weight_decay: Sequence[str] = EXCLUDE_FROM_WEIGHT_DECAY,
+        name: str | None = None,  # None: the class's name (AdamWeightDecay, Lamb)
     ) -> None:
-        super().__init__(name=name)
+        super().__init__(name=type(self).__name__ if name is None else name)
         pairs = [(n, as_tf_variable(v)) for n, v in variables]
         names = [n for n, _ in pairs]
         if len(set(names)) != len(names):
@@ -319,6 +320,26 @@ class _SlotOptimizer(tf.Module):
         # MirroredVariable slots in this update context touch this device's copy only.
         raise NotImplementedError
 
+    def _moments(self, grad, index: int):
+        """``(m, v, next_m, next_v)`` of variable ``index``: its slots' values and Adam's moving
+        averages updated with ``grad`` (float32)."""
+        grad = tf.cast(grad, tf.float32)
+        m = tf.convert_to_tensor(self.m[index])
+        v = tf.convert_to_tensor(self.v[index])
+        next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
+        next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
+        return m, v, next_m, next_v
+
+    def _commit(self, var, index: int, apply, moments, delta):
+        """Store the new moments and ``var -= delta``; everything stays as it was where ``apply``
+        is False (a skipped fp16 step)."""
+        m, v, next_m, next_v = moments
+        return tf.group(
+            self.m[index].assign(self._gated(apply, next_m, m)),
+            self.v[index].assign(self._gated(apply, next_v, v)),
+            var.assign_sub(self._gated(apply, delta, tf.zeros_like(delta))),
+        )
+
 
 class AdamWeightDecay(_SlotOptimizer):
     """The original ``AdamWeightDecayOptimizer``: Adam without bias correction + decoupled decay.
@@ -329,43 +350,13 @@ class AdamWeightDecay(_SlotOptimizer):
 
     slot_suffixes = ("adam_m", "adam_v")
 
-    def __init__(
-        self,
-        variables: Iterable[tuple[str, object]],
-        *,
-        weight_decay_rate: float = 0.01,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-6,
-        exclude_from_weight_decay: Sequence[str] = EXCLUDE_FROM_WEIGHT_DECAY,
-        name: str = "AdamWeightDecay",
-    ) -> None:
-        super().__init__(
-            variables,
-            weight_decay_rate=weight_decay_rate,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            exclude_from_weight_decay=exclude_from_weight_decay,
-            name=name,
-        )
-
     def _update_one(self, var, grad, lr, step, apply, index: int):
-        m_slot, v_slot = self.m[index], self.v[index]
-        grad = tf.cast(grad, tf.float32)
-        m = tf.convert_to_tensor(m_slot)
-        v = tf.convert_to_tensor(v_slot)
-        next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
-        next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
+        moments = self._moments(grad, index)
+        _, _, next_m, next_v = moments
         update = next_m / (tf.sqrt(next_v) + self.epsilon)
         if self.decays[index]:
             update += self.weight_decay_rate * tf.convert_to_tensor(var)
-        delta = self._gated(apply, lr * update, tf.zeros_like(update))
-        return tf.group(
-            m_slot.assign(self._gated(apply, next_m, m)),
-            v_slot.assign(self._gated(apply, next_v, v)),
-            var.assign_sub(delta),
-        )
+        return self._commit(var, index, apply, moments, lr * update)
 
 
 class Lamb(_SlotOptimizer):
@@ -383,38 +374,21 @@ class Lamb(_SlotOptimizer):
         self,
         variables: Iterable[tuple[str, object]],
         *,
-        weight_decay_rate: float = 0.01,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-6,
-        exclude_from_weight_decay: Sequence[str] = EXCLUDE_FROM_WEIGHT_DECAY,
         exclude_from_layer_adaptation: Sequence[str] | None = None,
         bias_correction: bool = True,
-        name: str = "Lamb",
+        **options,  # weight_decay_rate, beta_1, beta_2, epsilon, exclude_from_weight_decay, name
     ) -> None:
-        super().__init__(
-            variables,
-            weight_decay_rate=weight_decay_rate,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            exclude_from_weight_decay=exclude_from_weight_decay,
-            name=name,
-        )
+        super().__init__(variables, **options)
         self.bias_correction = bool(bias_correction)
         self.exclude_from_layer_adaptation = tuple(
-            exclude_from_weight_decay if exclude_from_layer_adaptation is None else exclude_from_layer_adaptation
+            self.exclude_from_weight_decay if exclude_from_layer_adaptation is None else exclude_from_layer_adaptation
         )
         self.adapts: list[bool] = [not excluded(n, self.exclude_from_layer_adaptation) for n in self.names]
 
     def _update_one(self, var, grad, lr, step, apply, index: int):
-        m_slot, v_slot = self.m[index], self.v[index]
-        grad = tf.cast(grad, tf.float32)
         theta = tf.convert_to_tensor(var)
-        m = tf.convert_to_tensor(m_slot)
-        v = tf.convert_to_tensor(v_slot)
-        next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
-        next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
+        moments = self._moments(grad, index)
+        _, _, next_m, next_v = moments
         m_hat, v_hat = next_m, next_v
         if self.bias_correction:
             t = tf.cast(step + 1, tf.float32)
@@ -428,12 +402,7 @@ class Lamb(_SlotOptimizer):
             w_norm = tf.norm(theta)
             u_norm = tf.norm(update)
             ratio = tf.where((w_norm > 0) & (u_norm > 0), w_norm / tf.maximum(u_norm, 1e-30), 1.0)
-        delta = self._gated(apply, lr * ratio * update, tf.zeros_like(update))
-        return tf.group(
-            m_slot.assign(self._gated(apply, next_m, m)),
-            v_slot.assign(self._gated(apply, next_v, v)),
-            var.assign_sub(delta),
-        )
+        return self._commit(var, index, apply, moments, lr * ratio * update)
 
 
 def create_optimizer(

@@ -55,7 +55,6 @@ from ..text.tasks import get_task
 from ..text.tokenization import FullTokenizer
 from . import option_specs as S
 from . import training
-from .option_specs import check_fields
 from .schedule import ends_epoch
 from .training import ModelSource, resolve_model_source
 
@@ -65,55 +64,26 @@ RUN_FORMAT = 1
 
 
 @dataclasses.dataclass(frozen=True)
-class FinetuneConfig:
-    """Options of ``bert finetune TASK`` (the original's names and defaults, plus extras)."""
+class FinetuneConfig(training.TrainingRunFields):
+    """Options of ``bert finetune TASK`` (the original's names and defaults, plus extras); the
+    model, training and engine options are :class:`~bert_cli.ops.training.TrainingRunFields`."""
 
     task: str
     output_dir: Path
     data_dir: Path | None = None
     task_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # get_task(**options)
-    # model: --model NAME|DIR, or the original's three files (explicit files override the model's)
-    model: str | None = None
-    vocab_file: Path | None = None
-    bert_config_file: Path | None = None
-    init_checkpoint: str | None = None
-    download: bool = False  # fetch a catalogue model that is not cached
-    do_lower_case: bool | None = None  # None: from the model's manifest (else True)
-    force_casing: bool = False  # allow do_lower_case to contradict the model's casing
-    # what to do
-    do_train: bool = False
     do_eval: bool = False
-    do_predict: bool = False
     # the original's hyper-parameters (defaults and ranges: bert_cli.ops.option_specs)
     max_seq_length: int = S.MAX_SEQ_LENGTH.field()
-    train_batch_size: int = S.TRAIN_BATCH_SIZE.field()
     eval_batch_size: int = S.EVAL_BATCH_SIZE.field()
-    predict_batch_size: int = S.PREDICT_BATCH_SIZE.field()
-    learning_rate: float = S.LEARNING_RATE.field()
-    num_train_epochs: float = S.NUM_TRAIN_EPOCHS.field()
-    warmup_proportion: float = S.WARMUP_PROPORTION.field()
-    save_checkpoints_steps: int = S.SAVE_CHECKPOINTS_STEPS.field()
-    keep_checkpoint_max: int = S.KEEP_CHECKPOINTS.field()
     # extras
-    max_steps: int | None = S.MAX_STEPS.field()  # cap on num_train_steps (shortened runs)
     eval_every_steps: int | None = S.EVAL_EVERY_STEPS.field()
     eval_every_epoch: bool = False
     keep_best: str | None = None  # metric name (accuracy, f1, eval_loss, ...) -> best/
     early_stopping_patience: int | None = S.EARLY_STOPPING_PATIENCE.field()  # evaluations without improvement
     export_slim: bool = False
     export_saved_model: bool = False
-    export_hf: Path | None = None  # a Hugging Face model folder (bert_cli.ops.export_hf)
     repeat: int = S.REPEAT.field()  # K runs with seeds seed, seed+1, ... (mean and spread)
-    # engine
-    seed: int | None = S.SEED.field()
-    device: str = S.DEVICE.field()
-    precision: str = S.PRECISION.field()
-    xla: bool | None = S.XLA.field()
-    gradient_accumulation_steps: int = S.GRADIENT_ACCUMULATION_STEPS.field()
-    optimizer: str = S.OPTIMIZER.field()
-
-    def __post_init__(self) -> None:
-        check_fields(self)  # each value's range, once (UsageError naming the flag)
 
 
 # ============================================================================ helpers

@@ -57,7 +57,6 @@ from ..text.squad_predict import (
 from ..text.tokenization import FullTokenizer
 from . import option_specs as S
 from . import training
-from .option_specs import check_fields
 from .schedule import epochs_to_steps
 
 __all__ = ["SquadFinetuneConfig", "run", "TRAIN_RECORD_FILE", "TRAIN_RECORD_INFO", "TRAIN_SHUFFLE_SEED"]
@@ -69,23 +68,13 @@ TRAIN_SHUFFLE_SEED = 12345  # the original's random.Random(12345) over the train
 
 
 @dataclasses.dataclass(frozen=True)
-class SquadFinetuneConfig:
-    """Options of ``bert finetune squad`` (the original ``run_squad.py`` flags and defaults)."""
+class SquadFinetuneConfig(training.TrainingRunFields):
+    """Options of ``bert finetune squad`` (the original ``run_squad.py`` flags and defaults); the
+    model, training and engine options are :class:`~bert_cli.ops.training.TrainingRunFields`."""
 
     output_dir: Path
     train_file: Path | None = None
     predict_file: Path | None = None
-    # model: --model NAME|DIR, or the original's three files (explicit files override the model's)
-    model: str | None = None
-    vocab_file: Path | None = None
-    bert_config_file: Path | None = None
-    init_checkpoint: str | None = None
-    download: bool = False
-    do_lower_case: bool | None = None  # None: from the model
-    force_casing: bool = False
-    # what to do
-    do_train: bool = False
-    do_predict: bool = False
     version_2_with_negative: bool = False
     # featurization / prediction (defaults and ranges: bert_cli.ops.option_specs)
     max_seq_length: int = S.SQUAD_MAX_SEQ_LENGTH.field()
@@ -94,27 +83,7 @@ class SquadFinetuneConfig:
     n_best_size: int = S.N_BEST_SIZE.field()
     max_answer_length: int = S.MAX_ANSWER_LENGTH.field()
     null_score_diff_threshold: float = S.NULL_SCORE_DIFF_THRESHOLD.field()
-    # training
-    train_batch_size: int = S.TRAIN_BATCH_SIZE.field()
-    predict_batch_size: int = S.PREDICT_BATCH_SIZE.field()
-    learning_rate: float = S.LEARNING_RATE.field()
-    num_train_epochs: float = S.NUM_TRAIN_EPOCHS.field()
-    warmup_proportion: float = S.WARMUP_PROPORTION.field()
-    save_checkpoints_steps: int = S.SAVE_CHECKPOINTS_STEPS.field()
-    keep_checkpoint_max: int = S.KEEP_CHECKPOINTS.field()
-    max_steps: int | None = S.MAX_STEPS.field()  # cap on num_train_steps (shortened runs)
     first_answer_only: bool = False  # train on files whose questions have several answers (dev-style)
-    # engine
-    seed: int | None = S.SEED.field()
-    device: str = S.DEVICE.field()
-    precision: str = S.PRECISION.field()
-    xla: bool | None = S.XLA.field()
-    gradient_accumulation_steps: int = S.GRADIENT_ACCUMULATION_STEPS.field()
-    optimizer: str = S.OPTIMIZER.field()
-    export_hf: Path | None = None  # a Hugging Face model folder (bert_cli.ops.export_hf)
-
-    def __post_init__(self) -> None:
-        check_fields(self)  # each value's range, once (UsageError naming the flag)
 
 
 # ============================================================================ helpers

@@ -23,12 +23,57 @@ from ..errors import UsageError
 from ..fileio import atomic_directory, require_file
 from ..modelconfig import BertConfig, read_model_config
 from ..modelsize import check_fits
+from . import option_specs as S
+from .option_specs import check_fields
 from .schedule import epochs_to_steps
 
 __all__ = [
-    "ModelSource", "resolve_model_source", "write_run_files", "save_best", "export_slim",
+    "TrainingRunFields", "ModelSource", "resolve_model_source", "write_run_files", "save_best", "export_slim",
     "num_train_steps_for", "finetune", "init_summary", "latest_checkpoint", "load_trained", "restore_best",
 ]
+
+
+# ============================================================================ the shared options
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainingRunFields:
+    """The options every fine-tuning config shares (``bert finetune TASK``, ``squad``, ``ner``):
+    model files, what to do, the original's training hyper-parameters and the engine's settings.
+    Each config inherits them (keyword-only, so its own required fields may come first) and adds
+    its own, ``max_seq_length`` included (its default differs per command)."""
+
+    # model: --model NAME|DIR, or the original's three files (explicit files override the model's)
+    model: str | None = None
+    vocab_file: Path | None = None
+    bert_config_file: Path | None = None
+    init_checkpoint: str | None = None
+    download: bool = False  # fetch a catalogue model that is not cached
+    do_lower_case: bool | None = None  # None: from the model's manifest (else True)
+    force_casing: bool = False  # allow do_lower_case to contradict the model's casing
+    # what to do
+    do_train: bool = False
+    do_predict: bool = False
+    # the original's hyper-parameters (defaults and ranges: bert_cli.ops.option_specs)
+    train_batch_size: int = S.TRAIN_BATCH_SIZE.field()
+    predict_batch_size: int = S.PREDICT_BATCH_SIZE.field()
+    learning_rate: float = S.LEARNING_RATE.field()
+    num_train_epochs: float = S.NUM_TRAIN_EPOCHS.field()
+    warmup_proportion: float = S.WARMUP_PROPORTION.field()
+    save_checkpoints_steps: int = S.SAVE_CHECKPOINTS_STEPS.field()
+    keep_checkpoint_max: int = S.KEEP_CHECKPOINTS.field()
+    max_steps: int | None = S.MAX_STEPS.field()  # cap on num_train_steps (shortened runs)
+    export_hf: Path | None = None  # a Hugging Face model folder (bert_cli.ops.export_hf)
+    # engine
+    seed: int | None = S.SEED.field()
+    device: str = S.DEVICE.field()
+    precision: str = S.PRECISION.field()
+    xla: bool | None = S.XLA.field()
+    gradient_accumulation_steps: int = S.GRADIENT_ACCUMULATION_STEPS.field()
+    optimizer: str = S.OPTIMIZER.field()
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # each value's range, once (UsageError naming the flag)
 
 
 # ============================================================================ model files

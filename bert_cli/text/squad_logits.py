@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from ..errors import InputError, NotFoundError
-from ..fileio import atomic_write
+from ..fileio import AtomicOutput, atomic_write
 
 __all__ = ["RAW_LOGITS_FILE", "RawResult", "RawLogitsWriter", "format_raw_result", "read_raw_logits",
            "write_raw_logits"]
@@ -45,7 +45,7 @@ def format_raw_result(result: RawResult) -> str:
     return f'{{"unique_id": {int(result.unique_id)}, "start_logits": [{start}], "end_logits": [{end}]}}'
 
 
-class RawLogitsWriter:
+class RawLogitsWriter(AtomicOutput):
     """Append :class:`RawResult` lines to ``raw_logits.jsonl``; the file appears atomically on close."""
 
     def __init__(self, path: str | Path) -> None:
@@ -68,15 +68,6 @@ class RawLogitsWriter:
         if self._cm is not None:
             cm, self._cm = self._cm, None
             cm.__exit__(RuntimeError, RuntimeError("aborted"), None)  # atomic_write drops its temp file
-
-    def __enter__(self) -> "RawLogitsWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def write_raw_logits(path: str | Path, results: Iterable[RawResult]) -> int:

@@ -3,7 +3,7 @@
 The **TFRecord framing** is here: ``length`` (u64 little endian), masked crc32c of those 8
 bytes, ``data``, masked crc32c of ``data``; with the atomic :class:`TFRecordWriter` and the
 checking readers. The records' protobuf (``tf.train.Example``) is
-:mod:`bert_cli.text.example_proto`'s; its names are re-exported here for convenience.
+:mod:`bert_cli.text.example_proto`'s.
 
 crc32c comes from the ``google-crc32c`` package (C, hardware accelerated) when it is
 installed, else from a table-driven pure-Python fallback that is correct but slow
@@ -19,33 +19,9 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from ..errors import InputError
-from ..fileio import temp_file_beside, write_error
-from .example_proto import (
-    Feature,
-    bytes_feature,
-    decode_example,
-    encode_example,
-    example_from_entries,
-    feature_entry,
-    float_feature,
-    int64_feature,
-    int64_feature_from_packed,
-    packed_varints,
-    varint_table,
-)
+from ..fileio import AtomicOutput, temp_file_beside, write_error
 
 __all__ = [
-    "Feature",
-    "int64_feature",
-    "float_feature",
-    "bytes_feature",
-    "encode_example",
-    "decode_example",
-    "packed_varints",
-    "varint_table",
-    "int64_feature_from_packed",
-    "feature_entry",
-    "example_from_entries",
     "frame_record",
     "masked_crc32c",
     "crc32c",
@@ -115,7 +91,7 @@ def frame_record(data: bytes) -> bytes:
     )
 
 
-class TFRecordWriter:
+class TFRecordWriter(AtomicOutput):
     """Write TFRecords to ``path`` atomically.
 
     Records go to a hidden temporary file beside ``path`` (permissions ``0666 & ~umask``);
@@ -203,15 +179,6 @@ class TFRecordWriter:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-
-    def __enter__(self) -> "TFRecordWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     def __del__(self) -> None:  # a writer dropped without close() leaves nothing behind
         with contextlib.suppress(Exception):

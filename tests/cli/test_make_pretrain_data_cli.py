@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from bert_cli.cli.app import app
 from bert_cli.resources import path as resource_path
-from bert_cli.text.tfrecord import decode_example, read_records
+from bert_cli.text.example_proto import decode_example
+from bert_cli.text.tfrecord import read_records
 
 
 def test_cli_reproduces_the_original_output(shared_data, golden_tfrecord, tmp_path, uncased_vocab):

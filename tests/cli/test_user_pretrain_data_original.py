@@ -23,7 +23,8 @@ import pytest
 
 from original_pretraining import as_features, budget, original_documents, original_instances, word_groups
 
-from bert_cli.text.tfrecord import decode_example, read_records
+from bert_cli.text.example_proto import decode_example
+from bert_cli.text.tfrecord import read_records
 
 GOLDEN = "pretraining-golden/sample_text.uncased.seq128.pred20.mlm015.seed12345.dupe5.tfrecord"
 SEED = 12345

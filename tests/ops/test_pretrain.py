@@ -26,7 +26,8 @@ from bert_cli.engine.checkpoint import load_into  # noqa: E402
 from bert_cli.errors import InputError, UsageError  # noqa: E402
 from bert_cli.modelconfig import BertConfig  # noqa: E402
 from bert_cli.ops.pretrain import PretrainConfig, run, validate  # noqa: E402
-from bert_cli.text.tfrecord import TFRecordWriter, decode_example, encode_example, float_feature, int64_feature, read_records  # noqa: E402
+from bert_cli.text.example_proto import decode_example, encode_example, float_feature, int64_feature  # noqa: E402
+from bert_cli.text.tfrecord import TFRecordWriter, read_records  # noqa: E402
 
 TINY_CKPT = "checkpoints/tf1-tiny-random"
 

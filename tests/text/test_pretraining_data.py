@@ -13,6 +13,7 @@ from original_pretraining import masked_lm_predictions, original_instances
 from bert_cli.errors import InputError, NotFoundError, UsageError
 from bert_cli.ops import make_pretrain_data as mpd
 from bert_cli.text import documents as text_docs
+from bert_cli.text import example_proto as ep
 from bert_cli.text import masking
 from bert_cli.text import pretraining as pt
 from bert_cli.text.lines import iter_text_lines
@@ -253,7 +254,7 @@ def _config(shared_data, out, **kw) -> mpd.MakePretrainDataConfig:
 
 
 def _read(paths) -> list[dict]:
-    return [tfr.decode_example(r) for p in paths for r in tfr.read_records(p)]
+    return [ep.decode_example(r) for p in paths for r in tfr.read_records(p)]
 
 
 def test_golden_exact(shared_data, golden_tfrecord, tokenization, tmp_path):
@@ -442,7 +443,7 @@ def test_input_expansion(tmp_path):
 
 @pytest.mark.parametrize("seq,preds", [(16, 4), (200, 30)])
 def test_fast_serializer_matches_the_generic_encoder(seq, preds):
-    """The hand-packed records decode like tfrecord.encode_example of the same features."""
+    """The hand-packed records decode like example_proto.encode_example of the same features."""
     ser = pt.InstanceSerializer(seq, preds)
     rng = random.Random(seq)
     for _ in range(30):
@@ -452,8 +453,8 @@ def test_fast_serializer_matches_the_generic_encoder(seq, preds):
         k = rng.randint(0, min(preds, n))
         positions = sorted(rng.sample(range(n), k))
         inst = pt.Instance(ids, len_a, positions, [ids[p] for p in positions], rng.random() < 0.5)
-        fast = tfr.decode_example(ser.serialize(inst))
-        slow = tfr.decode_example(tfr.encode_example(ser.features(inst)))
+        fast = ep.decode_example(ser.serialize(inst))
+        slow = ep.decode_example(ep.encode_example(ser.features(inst)))
         assert fast == slow and list(fast) == FEATURES
         assert fast["input_ids"] == ids + [0] * (seq - n)
         assert fast["segment_ids"] == [0] * (len_a + 2) + [1] * (n - len_a - 2) + [0] * (seq - n)

@@ -246,7 +246,8 @@ def test_dev_v11_answers_recovered_from_token_spans(uncased_tokenizer, basic, sh
 
 # ------------------------------------------------------------------ TFRecord layout
 def test_feature_records_have_the_original_layout(uncased_tokenizer, tmp_path):
-    from bert_cli.text.tfrecord import decode_example, read_records
+    from bert_cli.text.example_proto import decode_example
+    from bert_cli.text.tfrecord import read_records
 
     ex = SquadExample("a", "Who?", "John Smith was here".split(), "John Smith", 0, 1)
     feats = list(convert_examples_to_features([ex], uncased_tokenizer, 16, 4, 4, is_training=True))

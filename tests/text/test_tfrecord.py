@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from bert_cli.errors import InputError
+from bert_cli.text import example_proto as ep
 from bert_cli.text import tfrecord as tfr
 
 
@@ -21,14 +22,14 @@ BYTES = [b"", b"abc", "héllo".encode(), bytes(range(256)), b"x" * 300]
 
 def _example() -> dict:
     return {
-        "ints": tfr.int64_feature(INTS),
-        "small": tfr.int64_feature([1, 0, 1, 1]),
-        "floats": tfr.float_feature(FLOATS),
-        "bytes": tfr.bytes_feature(BYTES),
-        "empty_ints": tfr.int64_feature([]),
-        "empty_floats": tfr.float_feature([]),
-        "empty_bytes": tfr.bytes_feature([]),
-        "long_name_" + "k" * 200: tfr.int64_feature(range(1000)),
+        "ints": ep.int64_feature(INTS),
+        "small": ep.int64_feature([1, 0, 1, 1]),
+        "floats": ep.float_feature(FLOATS),
+        "bytes": ep.bytes_feature(BYTES),
+        "empty_ints": ep.int64_feature([]),
+        "empty_floats": ep.float_feature([]),
+        "empty_bytes": ep.bytes_feature([]),
+        "long_name_" + "k" * 200: ep.int64_feature(range(1000)),
     }
 
 
@@ -46,7 +47,7 @@ def test_crc32c_known_vector_and_fallback_agree():
 
 
 def test_round_trip_in_python():
-    decoded = tfr.decode_example(tfr.encode_example(_example()))
+    decoded = ep.decode_example(ep.encode_example(_example()))
     assert list(decoded) == list(_example())  # order kept
     assert decoded["ints"] == INTS
     assert decoded["small"] == [1, 0, 1, 1]
@@ -59,7 +60,7 @@ def test_round_trip_in_python():
 def test_protobuf_parses_our_bytes_and_we_parse_protobufs():
     """tf.train.Example (the real protobuf) agrees with the hand encoding both ways."""
     example_pb2 = pytest.importorskip("tensorflow.core.example.example_pb2")
-    ours = tfr.encode_example(_example())
+    ours = ep.encode_example(_example())
     pb = example_pb2.Example.FromString(ours)
     feats = pb.features.feature
     assert list(feats["ints"].int64_list.value) == INTS
@@ -69,7 +70,7 @@ def test_protobuf_parses_our_bytes_and_we_parse_protobufs():
     assert feats["empty_floats"].WhichOneof("kind") == "float_list"
     assert feats["empty_bytes"].WhichOneof("kind") == "bytes_list"
     # protobuf's own serialization (map order may differ) decodes to the same values
-    assert tfr.decode_example(pb.SerializeToString()) == tfr.decode_example(ours)
+    assert ep.decode_example(pb.SerializeToString()) == ep.decode_example(ours)
     # and for single features the bytes are identical
     for name in ("ints", "floats", "bytes", "small"):
         assert feats[name].SerializeToString() == bytes(_example()[name])
@@ -86,7 +87,7 @@ def test_unpacked_repeated_fields_are_read():
         entry = b"\x0a" + bytes([len(key)]) + key + b"\x12" + bytes([len(feat)]) + feat
         entries += b"\x0a" + bytes([len(entry)]) + entry
     data = b"\x0a" + bytes([len(entries)]) + entries
-    assert tfr.decode_example(data) == {"i": [5, 300], "f": [1.0]}
+    assert ep.decode_example(data) == {"i": [5, 300], "f": [1.0]}
 
 
 def test_tensorflow_reads_our_file_and_we_read_tensorflows(tmp_path):
@@ -99,11 +100,11 @@ def test_tensorflow_reads_our_file_and_we_read_tensorflows(tmp_path):
     with tfr.TFRecordWriter(ours) as writer:
         for i in range(3):
             writer.write(
-                tfr.encode_example(
+                ep.encode_example(
                     {
-                        "ids": tfr.int64_feature([i, 128 + i, -i, 2**40]),
-                        "w": tfr.float_feature([0.5 * i, 0.15]),
-                        "s": tfr.bytes_feature([b"rec%d" % i]),
+                        "ids": ep.int64_feature([i, 128 + i, -i, 2**40]),
+                        "w": ep.float_feature([0.5 * i, 0.15]),
+                        "s": ep.bytes_feature([b"rec%d" % i]),
                     }
                 )
             )
@@ -130,7 +131,7 @@ print("ok")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    decoded = [tfr.decode_example(r) for r in tfr.read_records(theirs)]
+    decoded = [ep.decode_example(r) for r in tfr.read_records(theirs)]
     assert decoded == [{"a": [i, -7, 99999], "b": [1.5, float(i)], "c": [b"z" * i]} for i in range(4)]
 
 
@@ -139,7 +140,7 @@ def test_golden_file_reads_like_protobuf(golden_tfrecord):
     records = list(tfr.read_records(golden_tfrecord))
     assert len(records) == 60
     for record in records:
-        ours = tfr.decode_example(record)
+        ours = ep.decode_example(record)
         feats = example_pb2.Example.FromString(record).features.feature
         assert set(ours) == set(feats)
         for name, values in ours.items():
@@ -186,9 +187,9 @@ def test_corruption_is_detected(tmp_path):
 
 def test_decode_garbage_is_an_input_error():
     with pytest.raises(InputError, match="not a serialized tf.train.Example"):
-        tfr.decode_example(b"\x0a\x50abc")  # length past the end
+        ep.decode_example(b"\x0a\x50abc")  # length past the end
     with pytest.raises(InputError):
-        tfr.decode_example(b"\x0f\x01")  # wire type 7
+        ep.decode_example(b"\x0f\x01")  # wire type 7
 
 
 def test_writer_is_atomic(tmp_path):
