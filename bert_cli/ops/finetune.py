@@ -245,11 +245,7 @@ def _run_once(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, ru
     output_dir = Path(c.output_dir)
     chief = runtime.is_chief
     info = make_run_info(c, task, source)
-    if chief:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        rundir.check_existing_run(output_dir, info)
-        training.write_run_files(output_dir, info, source)
-        rundir.record_seed(output_dir, runtime.seed)
+    training.prepare_run_folder(output_dir, info, source, runtime)
 
     model = engine.build_model(runtime, source.config, task.num_labels, kind=kind, seed=runtime.seed,
                                random_init=True)

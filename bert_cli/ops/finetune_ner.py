@@ -205,12 +205,7 @@ def _run_locked(c: NerFinetuneConfig, source, tags: list[str], splits: dict, run
 
     output_dir, chief = Path(c.output_dir), runtime.is_chief
     info = _run_info(c, tags, source)
-
-    if chief:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        rundir.check_existing_run(output_dir, info)
-        training.write_run_files(output_dir, info, source)
-        rundir.record_seed(output_dir, runtime.seed)
+    training.prepare_run_folder(output_dir, info, source, runtime)
     model = engine.build_model(runtime, source.config, len(tags), seed=runtime.seed, random_init=True)
     modules = [model.bert, model.head]
     predictor = engine.TokenPredictor(model, jit_compile=runtime.xla, padding_multiple=runtime.padding_multiple)

@@ -121,6 +121,17 @@ def write_run_files(directory: Path, info: Mapping[str, Any], source: ModelSourc
     rundir.write_run_folder(directory, info, vocab_file=source.vocab_file, config_json=source.config.to_json())
 
 
+def prepare_run_folder(directory: Path, info: Mapping[str, Any], source: ModelSource, runtime) -> None:
+    """Before a classifier or NER run (chief only): create the folder, refuse one that holds a
+    different run, write the run files and record the seed (a resumed run reuses it)."""
+    if not runtime.is_chief:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    rundir.check_existing_run(directory, info)
+    write_run_files(directory, info, source)
+    rundir.record_seed(directory, runtime.seed)
+
+
 def save_best(modules: list, directory: Path, step: int, results: Mapping[str, Any], info, source) -> None:
     """Replace ``best/`` with these weights (a complete model folder) atomically."""
     from ..engine.checkpoint import save_model
