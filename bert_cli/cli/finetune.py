@@ -28,6 +28,7 @@ EPILOG = """Examples:
 _TASK_DATA = "Data (csv/tsv/jsonl tasks)"
 _SQUAD = "SQuAD (finetune squad)"
 _NER = "NER (finetune ner)"
+_WINDOWS = "Long inputs (finetune squad, finetune ner)"
 
 
 def finetune(
@@ -77,7 +78,7 @@ def finetune(
     train_file: Optional[Path] = typer.Option(None, "--train-file", metavar="FILE", rich_help_panel=_SQUAD, help="SQuAD JSON to train on (train-v1.1.json)."),
     predict_file: Optional[Path] = typer.Option(None, "--predict-file", metavar="FILE", rich_help_panel=_SQUAD, help="SQuAD JSON to predict (dev-v1.1.json); scored when it has answers."),
     version_2_with_negative: bool = options.flag("--version-2-with-negative", panel=_SQUAD, help="SQuAD 2.0 (unanswerable questions)."),
-    doc_stride: Optional[int] = options.option(S.DOC_STRIDE, default=None, panel=_SQUAD, help=f"Stride of the sliding windows over long inputs (default: squad {S.DOC_STRIDE.default}, ner {S.NER_DOC_STRIDE.default})."),
+    doc_stride: Optional[int] = options.option(S.DOC_STRIDE, default=None, panel=_WINDOWS, help=f"Stride of the sliding windows over long inputs (default: squad {S.DOC_STRIDE.default}, ner {S.NER_DOC_STRIDE.default})."),
     max_query_length: int = options.option(S.MAX_QUERY_LENGTH, panel=_SQUAD, help="Questions are cut to this many tokens."),
     n_best_size: int = options.option(S.N_BEST_SIZE, panel=_SQUAD, help="N-best answers per question."),
     max_answer_length: int = options.option(S.MAX_ANSWER_LENGTH, panel=_SQUAD, help="Longest answer in tokens."),

@@ -197,9 +197,9 @@ def select_runtime(
         if strategy is not None:
             kind, name = "tpu", "TPUStrategy"
     if strategy is None:
-        if device == "cpu":
-            _hide_gpus(tf)
-        with quiet_probe():
+        with quiet_probe():  # hiding the GPUs initialises CUDA too: its errors are the probe's
+            if device == "cpu":
+                _hide_gpus(tf)
             gpus = [] if device == "cpu" else tf.config.list_physical_devices("GPU")
         if device == "gpu" and not gpus:
             raise NotFoundError(

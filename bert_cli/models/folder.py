@@ -10,16 +10,37 @@ import json
 import re
 from pathlib import Path
 
-from ..rundir import RUN_FILE, SQUAD_RUN_FILE
+from ..rundir import BEST_DIR, RUN_FILE, SQUAD_RUN_FILE
 from . import catalogue
 
-__all__ = ["find_checkpoint", "model_casing", "read_json_or_empty"]
+__all__ = ["best_checkpoint", "find_checkpoint", "model_casing", "newest_checkpoint", "read_json_or_empty"]
 
 _STEP = re.compile(r"-(\d+)$")
 
 
 def find_checkpoint(directory: str | Path) -> tuple[str | None, str]:
-    """``(checkpoint, weights_format)`` of a folder: the newest TF checkpoint, else safetensors.
+    """``(checkpoint, weights_format)`` of a folder: the weights it stands for.
+
+    A fine-tuning run folder (``bert_run.json``) that kept ``best/`` (``--keep-best``) stands for
+    its best weights: ``bert predict``, evaluating without training, ``--model RUN`` and
+    ``bert download --export-hf RUN`` all take them. Otherwise :func:`newest_checkpoint`.
+    """
+    best = best_checkpoint(directory)
+    return (best, "tf1") if best is not None else newest_checkpoint(directory)
+
+
+def best_checkpoint(directory: str | Path) -> str | None:
+    """The checkpoint in ``best/`` of a fine-tuning run folder that kept one, else None."""
+    directory = Path(directory)
+    best = directory / BEST_DIR
+    if not ((directory / RUN_FILE).is_file() and (best / "checkpoint").is_file()):
+        return None
+    prefix, fmt = newest_checkpoint(best)
+    return prefix if fmt == "tf1" else None
+
+
+def newest_checkpoint(directory: str | Path) -> tuple[str | None, str]:
+    """``(checkpoint, weights_format)``: the newest TF checkpoint of a folder, else safetensors.
 
     Order: the ``checkpoint`` state file (written by TF savers and checkpoint managers), then
     the ``*ckpt*.index`` file with the highest global step (``model.ckpt-123``; a prefix without

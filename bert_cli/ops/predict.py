@@ -102,10 +102,7 @@ def _pick_checkpoint(directory: Path, explicit: str | None) -> str:
 
     if explicit is not None:
         return resolve_checkpoint(explicit)
-    best = directory / rundir.BEST_DIR
-    if (best / "checkpoint").is_file():
-        return resolve_checkpoint(best)
-    from ..models.folder import find_checkpoint
+    from ..models.folder import find_checkpoint  # best/ when the run kept one
 
     prefix, fmt = find_checkpoint(directory)
     if prefix is None or fmt != "tf1":

@@ -272,12 +272,14 @@ def latest_checkpoint(output_dir: Path) -> str | None:
 
 def load_trained(modules: list, output_dir: Path, summary: dict, *, load_init: Callable[[], None], head: str,
                  verb: str = "evaluating") -> int:
-    """Weights for evaluating/predicting without training: the run folder's newest checkpoint,
-    else the initial checkpoint when it has a trained ``head`` (a random head is refused).
+    """Weights for evaluating/predicting without training: the run folder's ``best/`` when it
+    kept one (what ``bert predict`` uses), else its newest checkpoint, else the initial
+    checkpoint when it has a trained ``head`` (a random head is refused).
     Returns the ``global_step`` to report."""
     from ..engine.checkpoint import list_checkpoint, load_into, read_checkpoint
+    from ..models.folder import best_checkpoint
 
-    latest = latest_checkpoint(output_dir)
+    latest = best_checkpoint(output_dir) or latest_checkpoint(output_dir)
     if latest is not None:
         report = load_into(modules, latest)
         console.info(f"{verb} {latest}")

@@ -45,6 +45,7 @@ from pathlib import Path
 
 from ..errors import InputError, NotFoundError, UsageError
 from .lines import iter_text_lines
+from .tables import read_jsonl
 
 __all__ = [
     "DOCSTART",
@@ -153,13 +154,7 @@ def read_jsonl_sentences(path: str | Path, *, labeled: bool = True) -> Iterator[
     """The sentences of a JSONL file ``{"tokens": [...], "tags": [...]}`` (streamed)."""
     doc_id = -1
     last_doc: object = object()
-    for lineno, text in enumerate(iter_text_lines(path, strip_bom=True), 1):
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", path=path, line=lineno) from None
+    for lineno, obj in read_jsonl(path):
         if not isinstance(obj, dict):
             raise InputError('expected a JSON object {"tokens": [...], "tags": [...]}', path=path, line=lineno)
         words = _string_list(obj, "tokens", path, lineno)

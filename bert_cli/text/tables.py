@@ -52,7 +52,7 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, object]]:
         if not text.strip():
             continue
         try:
-            value = json.loads(text)
+            value = json.loads(text.rstrip("\r\n"))  # else an error at the end reads "column 1" (of the next line)
         except json.JSONDecodeError as e:
             raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", path=path, line=lineno) from None
         if not isinstance(value, (dict, list)):

@@ -1,0 +1,90 @@
+"""A run folder that kept ``best/`` stands for its best weights, wherever it is used: evaluating
+without training, ``bert predict``, ``bert download --export-hf RUN`` and ``--model RUN``."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from conftest import User, make_task_dir
+
+tf = pytest.importorskip("tensorflow")
+
+
+def finetune_args(*extra: str) -> list[str]:
+    return ["finetune", "mrpc", "--data-dir", "task/data", "--vocab-file", "task/vocab.txt",
+            "--bert-config-file", "task/bert_config.json", "-o", "run", "--max-seq-length", "24",
+            "--train-batch-size", "16", "--learning-rate", "3e-3", "--seed", "1", "--device", "cpu", *extra]
+
+
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory) -> tuple[User, int]:
+    """best/ from the first 4 steps (evaluated every 2), then 4 more steps without evaluation:
+    the newest checkpoint (step 8) is certainly not the kept one."""
+    user = User(tmp_path_factory.mktemp("best"))
+    make_task_dir(user.cwd / "task", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    first = user.run(*finetune_args("--do-train", "--do-eval", "--max-steps", "4", "--eval-every-steps", "2",
+                                    "--keep-best", "accuracy"))
+    assert first.returncode == 0, first.stderr
+    more = user.run(*finetune_args("--do-train", "--max-steps", "8"))
+    assert more.returncode == 0, more.stderr
+    best_step = int(re.search(r"global_step = (\d+)", (user.cwd / "run/best/eval_results.txt").read_text())[1])
+    assert best_step in (2, 4) and (user.cwd / "run/model.ckpt-8.index").is_file()
+    return user, best_step
+
+
+def _tensor(prefix, name: str) -> np.ndarray:
+    return tf.train.load_checkpoint(str(prefix)).get_tensor(name)
+
+
+def test_evaluating_without_training_scores_the_kept_weights(kept):
+    user, best_step = kept
+    out = user.run(*finetune_args("--do-eval", "--json"))
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^evaluating \S*run/best/model\.ckpt$", out.stderr, re.M), out.stderr
+    assert "cuInit" not in out.stderr  # --device cpu hides the GPUs quietly
+    assert json.loads(out.stdout)["global_step"] == best_step
+    assert f"global_step = {best_step}" in (user.cwd / "run/eval_results.txt").read_text()
+
+
+def test_export_hf_of_the_run_folder_exports_the_kept_weights(kept):
+    from safetensors.numpy import load_file
+
+    user, best_step = kept
+    out = user.run("download", "--export-hf", "run", "hf")
+    assert out.returncode == 0, out.stderr
+    exported = load_file(str(user.cwd / "hf/model.safetensors"))["classifier.weight"]  # [labels, H]
+    best = _tensor(user.cwd / "run/best/model.ckpt", "output_weights")
+    newest = _tensor(user.cwd / "run/model.ckpt-8", "output_weights")
+    assert not np.array_equal(best, newest)
+    np.testing.assert_array_equal(exported, best)
+
+
+def test_predict_uses_the_kept_weights_too(kept):
+    user, best_step = kept
+    out = user.run("--verbose", "predict", "--model", "run", input="a great movie ||| fine\n")
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"run/best/model\.ckpt\b", out.stderr), out.stderr
+
+
+def test_a_broken_jsonl_line_is_named_with_its_real_column(tmp_path):
+    """`bert finetune ner` on JSONL data: the error names file, line and the column in that line
+    (json.loads of the line with its newline used to say "column 1": the next line's)."""
+    user = User(tmp_path)
+    make_task_dir(user.cwd / "task")
+    data = user.cwd / "ner"
+    data.mkdir()
+    good = '{"tokens": ["a", "great", "day"], "tags": ["O", "B-X", "O"]}'
+    broken = '{"tokens": ["an", "awful", "day"], "tags": ["O", "O", "O"]'  # no closing brace
+    (data / "train.jsonl").write_text(f"{good}\n{broken}\n{good}\n")
+    for split in ("dev", "test"):
+        (data / f"{split}.jsonl").write_text(f"{good}\n")
+    out = user.run("finetune", "ner", "--data-dir", "ner", "--vocab-file", "task/vocab.txt", "--bert-config-file",
+                   "task/bert_config.json", "-o", "run", "--do-train", "--max-steps", "1", "--max-seq-length", "32",
+                   "--device", "cpu")
+    assert out.returncode == 1, out.stderr
+    assert re.search(rf"^error: ner/train\.jsonl:2: invalid JSON: .* \(column {len(broken) + 1}\)$", out.stderr,
+                     re.M), out.stderr
+    assert not (user.cwd / "run").exists() or not any((user.cwd / "run").glob("model.ckpt*"))
