@@ -27,6 +27,19 @@ def stderr():
     return _console
 
 
+def shown_path(path) -> str:
+    """A path as messages show it: relative to the working directory when it lies below it
+    (the way users pass ``-o run``), else as it is."""
+    text = str(path)
+    if not os.path.isabs(text):
+        return text
+    try:
+        rel = os.path.relpath(text)
+    except ValueError:  # another drive (Windows)
+        return text
+    return text if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+
 def info(message: str) -> None:
     if not settings.current().quiet:
         stderr().print(message, markup=False)

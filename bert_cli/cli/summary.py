@@ -64,7 +64,7 @@ def summary_rows(result: Mapping[str, Any], output_dir: Path, *, final_loss: flo
     for key, label in (("export", "weights-only export"), ("saved_model", "SavedModel")):
         if result.get(key):
             files.append((label, str(result[key])))
-    return rows + files
+    return rows + [(name, console.shown_path(path)) for name, path in files]
 
 
 def print_table(title: str, rows: list[tuple[str, str]]) -> None:

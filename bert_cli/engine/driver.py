@@ -319,7 +319,7 @@ class Driver:
         except TrainingDivergedError:
             return
         if path:
-            console.info(f"interrupted at step {gs}: saved {path}")
+            console.info(f"interrupted at step {gs}: saved {console.shown_path(path)}")
             emit(progress, phase="checkpoint", step=gs, path=path)
 
     def _save(self, progress, gs: int) -> None:

@@ -230,7 +230,7 @@ class _Run:
         step = self.driver.restore()
         if step is not None:
             self.resumed_from = self.driver.resumed_from
-            console.info(f"resuming from {self.resumed_from} (global_step {step})")
+            console.info(f"resuming from {console.shown_path(self.resumed_from)} (global_step {step})")
         elif self.plan.init_checkpoint:
             modules = [self.model.bert, self.model.heads]
             if self.plan.init_weights_format == "hf":  # HF encoders usually ship without MLM/NSP heads

@@ -233,7 +233,7 @@ def finetune(c, runtime, model, loss_fn, *, n_train: int, dataset: Callable[[int
     if resumed is None:
         load_init()
     else:
-        console.info(f"resuming from {driver.resumed_from} (step {resumed} of {total})")
+        console.info(f"resuming from {console.shown_path(driver.resumed_from)} (step {resumed} of {total})")
         summary["resumed_from_step"] = resumed
     summary.update(num_train_steps=total, num_warmup_steps=options.num_warmup_steps, train_examples=n_train)
 
@@ -282,7 +282,7 @@ def load_trained(modules: list, output_dir: Path, summary: dict, *, load_init: C
     latest = best_checkpoint(output_dir) or latest_checkpoint(output_dir)
     if latest is not None:
         report = load_into(modules, latest)
-        console.info(f"{verb} {latest}")
+        console.info(f"{verb} {console.shown_path(latest)}")
         summary["checkpoint"] = latest
         return int(report.global_step or 0)
     load_init()
