@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -336,3 +340,31 @@ def server():
     srv = FakeServer()
     yield srv
     srv.close()
+
+
+# -- training runs: checkpoint state, tensors, waiting on a running `bert` -------------------------
+
+
+def checkpoint_state(run: Path) -> list[str]:
+    """Prefixes listed in the ``checkpoint`` state file (all_model_checkpoint_paths)."""
+    if not (run / "checkpoint").is_file():
+        return []
+    return re.findall(r'all_model_checkpoint_paths: "([^"]+)"', (run / "checkpoint").read_text())
+
+
+def read_tensors(prefix: Path) -> dict[str, np.ndarray]:
+    tf = pytest.importorskip("tensorflow")
+    reader = tf.train.load_checkpoint(str(prefix))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def wait_for(predicate, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"bert ended early (rc {proc.returncode}): {proc.stderr.read().decode()[-3000:]}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail("condition not met in time")
