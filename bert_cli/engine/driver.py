@@ -308,9 +308,10 @@ class Driver:
         weight is not finite (the NaN guard), or when a second interrupt cuts the save short.
         """
         gs = self.global_step
-        if last_saved == gs or gs == 0:
-            if last_saved == gs:
-                console.info(f"interrupted at step {gs}: model.ckpt-{gs} is saved")
+        if last_saved == gs:
+            console.info(f"interrupted at step {gs}: model.ckpt-{gs} is saved")
+            return
+        if gs == 0:  # no step run: nothing to keep
             return
         try:
             if pending and self.loss_scaler is None and not math.isfinite(float(tf.add_n(pending).numpy())):
