@@ -39,6 +39,7 @@ import tensorflow as tf
 from ..errors import UsageError
 from ..modelconfig import BertConfig
 from .checkpoint import LoadReport, load_into, save_model, tf1_names
+from .functions import compiled
 from .heads import ClassifierHead, classifier_loss
 from .model import BertModel, check_inputs, check_seq_length
 from .padding import trim_arrays, trim_dataset
@@ -170,7 +171,7 @@ class Predictor:
         def forward(input_ids, input_mask, segment_ids):
             return model.logits(input_ids, input_mask, segment_ids, training=False)
 
-        self._fn = tf.function(forward, input_signature=[spec, spec, spec], jit_compile=jit_compile, reduce_retracing=True)
+        self._fn = compiled(forward, input_signature=[spec, spec, spec], jit_compile=jit_compile)
 
     def logits(self, input_ids, input_mask, segment_ids) -> np.ndarray:
         batch = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}

@@ -145,13 +145,12 @@ class Runtime:
             dataset = dataset.with_options(options)
         return self.strategy.experimental_distribute_dataset(dataset)
 
-    def function(self, fn: Callable, **kwargs) -> Callable:
-        """``tf.function(fn, jit_compile=runtime.xla, reduce_retracing=True)``."""
-        import tensorflow as tf
+    def function(self, fn: Callable, *, jit_compile: bool | None = None) -> Callable:
+        """``fn`` compiled (:func:`~bert_cli.engine.functions.compiled`); XLA as the runtime's
+        unless ``jit_compile`` says otherwise."""
+        from .functions import compiled
 
-        kwargs.setdefault("jit_compile", self.xla)
-        kwargs.setdefault("reduce_retracing", True)
-        return tf.function(fn, **kwargs)
+        return compiled(fn, jit_compile=self.xla if jit_compile is None else jit_compile)
 
     def describe(self, verb: str = "training") -> str:
         """The banner with another verb: ``runtime.describe("predicting")``."""

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from ..errors import UsageError
 from ..fileio import atomic_directory
+from .functions import compiled
 from .model import BertModel
 
 SIGNATURE = "serving_default"
@@ -59,10 +60,8 @@ class Serving(tf.Module):
         self.modules = list(modules)
         self._outputs = outputs
         spec = tf.TensorSpec([None, None], tf.int32)
-        self.serve = tf.function(
-            self._serve,
-            input_signature=[tf.TensorSpec.from_spec(spec, name=name) for name in INPUTS],
-        )
+        signature = [tf.TensorSpec.from_spec(spec, name=name) for name in INPUTS]
+        self.serve = compiled(self._serve, input_signature=signature)
 
     def _serve(self, input_ids, input_mask, segment_ids):
         return self._outputs(input_ids, input_mask, segment_ids)

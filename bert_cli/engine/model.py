@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from ..errors import ConfigError, InputError
 from ..modelconfig import BertConfig
+from .functions import compiled
 
 # ----------------------------------------------------------------------------- activations
 
@@ -344,7 +345,6 @@ def inference_function(model: BertModel, *, jit_compile: bool = True, all_layers
     """
     spec = tf.TensorSpec([None, None], tf.int32)
 
-    @tf.function(input_signature=[spec, spec, spec], jit_compile=jit_compile, reduce_retracing=True)
     def forward(input_ids, input_mask, segment_ids):
         out = model(input_ids, input_mask, segment_ids, training=False)
         result = {"sequence_output": out.sequence_output, "pooled_output": out.pooled_output}
@@ -352,7 +352,7 @@ def inference_function(model: BertModel, *, jit_compile: bool = True, all_layers
             result["all_encoder_layers"] = tf.stack(out.all_encoder_layers)
         return result
 
-    return forward
+    return compiled(forward, input_signature=[spec, spec, spec], jit_compile=jit_compile)
 
 
 # ----------------------------------------------------------------------------- input checks

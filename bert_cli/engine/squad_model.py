@@ -31,6 +31,7 @@ import tensorflow as tf
 from ..modelconfig import BertConfig
 from ..text.squad_logits import RawResult
 from .checkpoint import LoadReport, load_into, tf1_names
+from .functions import compiled
 from .heads import SquadHead, squad_loss
 from .model import BertModel
 
@@ -168,8 +169,7 @@ class SquadPredictor:
         def forward(input_ids, input_mask, segment_ids):
             return model.start_end_logits(input_ids, input_mask, segment_ids, training=False)
 
-        self._fn = tf.function(forward, input_signature=[spec, spec, spec], jit_compile=jit_compile,
-                               reduce_retracing=True)
+        self._fn = compiled(forward, input_signature=[spec, spec, spec], jit_compile=jit_compile)
 
     def logits(self, input_ids, input_mask, segment_ids) -> tuple[np.ndarray, np.ndarray]:
         """``(start [B, S], end [B, S])`` float32 numpy arrays."""

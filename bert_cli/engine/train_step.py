@@ -50,6 +50,7 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
+from .functions import compiled
 from .loss_scale import LossScaler
 from .optimization import clip_by_global_norm
 
@@ -112,10 +113,10 @@ class TrainStep:
         self.last: dict[str, tf.Tensor] = {}
         self._grads_fn = self._replica_grads
         if self.jit_compile and self.num_replicas > 1:
-            self._grads_fn = tf.function(self._replica_grads, jit_compile=True)
+            self._grads_fn = compiled(self._replica_grads, jit_compile=True)
         outer_jit = self.jit_compile and self.num_replicas == 1
-        self._final_fn = tf.function(self._final, jit_compile=outer_jit, reduce_retracing=True)
-        self._micro_fn = tf.function(self._micro, jit_compile=outer_jit, reduce_retracing=True)
+        self._final_fn = compiled(self._final, jit_compile=outer_jit)
+        self._micro_fn = compiled(self._micro, jit_compile=outer_jit)
 
     # ---------------------------------------------------------------- public
 
