@@ -22,8 +22,8 @@ Both sides get exactly the same work:
 
 Variants (run interleaved, ``--runs`` times each, in this order):
 
-* ``ours``          -- :func:`bert_cli.engine.pretrain.pretrain`, the engine ``bert pretrain``
-                       runs, in-process (``--device cpu``, ``--precision``, ``--xla``), with a
+* ``ours``          -- ``bert pretrain`` as the command runs it (:func:`bert_cli.ops.pretrain.run`),
+                       in-process (``--device cpu``, ``--precision``, ``--xla``), with a
                        progress event every step (loss synced every step, as torch's ``item()``);
 * ``torch-gather``  -- ``BertForPreTraining``'s modules, masked-LM head applied to the 20 masked
                        positions only (as the original and ours): ``bert`` -> gather ->
@@ -109,13 +109,17 @@ def write_init(config, prefix: Path) -> dict:
 
 
 def run_ours(args, config, data: Path, init: Path, out_dir: Path) -> dict:
-    from bert_cli.engine.pretrain import PretrainPlan, pretrain
+    """``bert pretrain`` as the command runs it (``bert_cli.ops.pretrain.run``), in this process."""
+    from bert_cli.ops.pretrain import PretrainConfig, run
 
-    plan = PretrainPlan(
-        input_files=(str(data),),
+    config_file = out_dir.parent / f"{out_dir.name}-bert_config.json"
+    config_file.write_text(config.to_json(), encoding="utf-8")
+    command = PretrainConfig(
+        input_file=str(data),
         output_dir=out_dir,
-        bert_config=config,
+        bert_config_file=config_file,
         init_checkpoint=str(init),
+        do_train=True,
         train_batch_size=args.batch,
         learning_rate=args.lr,
         num_train_steps=args.steps,
@@ -137,7 +141,7 @@ def run_ours(args, config, data: Path, init: Path, out_dir: Path) -> dict:
             losses.append(float(event["loss"]))
             seconds.append(float(event["seconds"]))
 
-    pretrain(plan, progress)
+    run(command, progress)
     return _result(losses, seconds, args.batch)
 
 
