@@ -70,7 +70,8 @@ def say_interrupted(argv) -> None:
     if settings.current().quiet:
         return
     words = [a for a in argv if not str(a).startswith("-")]
-    hint = "rerun the same command to resume from the last checkpoint" if words and words[0] in RESUMABLE else None
+    hint = ("rerun the same command: it resumes from the run's last checkpoint, or starts over if none was saved"
+            if words and words[0] in RESUMABLE else None)
     try:
         report(BertError("interrupted", hint=hint))
     except (OSError, ValueError):  # stderr gone too

@@ -98,7 +98,8 @@ def test_finetune_interrupted_then_rerun_equals_an_uninterrupted_run(user, task_
         stderr = proc.stderr.read().decode()
         assert "Traceback" not in stderr
         assert stderr.splitlines()[-2:] == ["error: interrupted",
-                                            "hint: rerun the same command to resume from the last checkpoint"], stderr
+                                            "hint: rerun the same command: it resumes from the run's last "
+                                            "checkpoint, or starts over if none was saved"], stderr
         # the steps run since the last periodic checkpoint are saved, not lost
         saved = re.search(r"^interrupted at step (\d+): (?:saved run/)?model\.ckpt-(\d+)", stderr, re.M)
         assert saved and saved[1] == saved[2] and int(saved[1]) >= 8, stderr
