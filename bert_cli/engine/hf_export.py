@@ -11,9 +11,11 @@ prefix for a plain ``BertModel``); the head follows the weights and the run
   [C, H] and ``classifier.bias`` from the top-level ``output_weights`` / ``output_bias``;
 - ``BertForQuestionAnswering``: ``qa_outputs.*`` from ``cls/squad/*``;
 - (transformers' token-level classes have no pooler: ``bert/pooler/*`` stays out of those two);
-- ``BertForPreTraining``: ``cls.predictions.transform.*``, ``cls.predictions.bias`` and its
-  tied ``cls.predictions.decoder.{weight,bias}`` (copies of the word embeddings and the bias:
-  :data:`~bert_cli.engine.hf_weights.HF_TIED`), ``cls.seq_relationship.*``;
+- ``BertForPreTraining``: ``cls.predictions.transform.*``, ``cls.predictions.bias`` and
+  ``cls.seq_relationship.*``. The tied ``cls.predictions.decoder.{weight,bias}``
+  (:data:`~bert_cli.engine.hf_weights.HF_TIED`) are not written, as transformers'
+  ``save_pretrained`` leaves them out: ``from_pretrained`` ties them to the word embeddings and
+  ``cls.predictions.bias`` (a copy would add a [V, H] tensor, 94 MB for BERT-Base);
 - ``BertModel``: the encoder and pooler.
 
 Weights of another head are left out (said on stderr); Adam slots and ``global_step`` never go.
@@ -44,7 +46,7 @@ from ..models.hf_files import (
     WEIGHTS_FILE,
     HfExportSpec,
 )
-from .hf_weights import HF_TABLE, HF_TIED
+from .hf_weights import HF_TABLE
 
 __all__ = ["tf1_to_hf", "hf_state_dict", "write_hf_model", "export_modules", "export_checkpoint", "read_weights"]
 
@@ -108,13 +110,6 @@ def hf_state_dict(tensors: Mapping[str, Any], architecture: str) -> tuple[dict[s
         hf, transpose = mapped
         array = np.asarray(tensors[name], dtype=np.float32)
         out[(prefix if encoder else "") + hf] = np.ascontiguousarray(array.T if transpose else array)
-    if architecture == PRETRAINING:
-        for hf, tf1 in HF_TIED:
-            source = tf1_to_hf(tf1)
-            assert source is not None
-            key = ("bert." if tf1.startswith(ENCODER_SCOPE) else "") + source[0]
-            if key in out:
-                out[hf] = out[key].copy()
     missing = [name for name in HEAD_REQUIRED[architecture] if name not in out]
     if missing:
         raise CheckpointError(f"cannot export a {architecture}: the weights have no {', '.join(missing)}")

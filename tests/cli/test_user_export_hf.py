@@ -268,6 +268,11 @@ def test_download_export_hf_of_google_pretraining_checkpoint_keeps_both_heads(sh
     out = user.run("download", "--export-hf", user.rel(source), "hf")
     assert out.returncode == 0, out.stderr
     assert json.loads((user.cwd / "hf" / "config.json").read_text())["architectures"] == ["BertForPreTraining"]
+    from safetensors import safe_open
+
+    with safe_open(str(user.cwd / "hf" / "model.safetensors"), "np") as f:  # tied copies are not written,
+        written = set(f.keys())  # as save_pretrained leaves them out; from_pretrained ties them
+    assert "cls.predictions.bias" in written and not {n for n in written if n.startswith("cls.predictions.decoder")}
     theirs, info = transformers.BertForPreTraining.from_pretrained(str(user.cwd / "hf"), attn_implementation="eager",
                                                                    output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"], info
