@@ -153,7 +153,7 @@ def finetune(
         "multilabel": multilabel,
         "regression": regression,
     }
-    with training_run("finetune", output_dir, record=repeat == 1) as progress_run:
+    with training_run("finetune", output_dir) as progress_run:
         result = run(
             config_class(
                 **common, **extra, task=task.lower() if task.lower() == NER else task, data_dir=data_dir,

@@ -93,27 +93,50 @@ class TrainingRun:
         self.command = command
         self.output_dir = Path(output_dir)
         self.chief = this_process_is_chief()
-        self.recorder = HistoryRecorder(self.output_dir, enabled=record and self.chief)
+        self.record = record and self.chief
+        self.recorder = HistoryRecorder(self.output_dir, enabled=self.record)
         self.last_loss: float | None = None
-        self.progress = Phases(lines=training_line, listeners=(self.recorder, self._remember))
+        self.progress = Phases(lines=training_line, listeners=(self._record, self._remember))
+
+    def _record(self, event: dict) -> None:
+        """History into the run folder; each run of ``--repeat`` (events "run" and "run_done")
+        gets its own ``history.jsonl`` and ``report.html`` in its ``seed-N/`` folder."""
+        from ..runreport import HistoryRecorder
+
+        phase = event.get("phase")
+        if phase == "run":
+            self.recorder.close()
+            self.recorder = HistoryRecorder(Path(event["output_dir"]), enabled=self.record)
+        elif phase == "run_done":
+            self.recorder.close()
+            folder = Path(event["output_dir"])
+            if self.record and folder.is_dir():
+                self._report(folder, summary_rows(event["result"], folder))
+        else:
+            self.recorder(event)
 
     def _remember(self, event: dict) -> None:
         if event.get("phase") == "train" and isinstance(event.get("loss"), float):
             self.last_loss = event["loss"]
 
+    def _report(self, folder: Path, rows: list[tuple[str, str]]) -> Path | None:
+        from ..runreport import write_report
+
+        try:
+            return write_report(folder, f"bert {self.command}: {folder}", rows)
+        except OSError as exc:
+            console.warn(f"could not write {folder / rundir.REPORT_FILE}: {exc}")
+            return None
+
     def finish(self, result: Mapping[str, Any]) -> None:
-        """Close the bars, write ``report.html`` (chief, when history was recorded) and show the table."""
+        """Close the bars, write ``report.html`` (chief, when history was recorded; a ``--repeat``
+        run wrote one per seed) and show the table."""
         self.progress.close()
         self.recorder.close()
         rows = summary_rows(result, self.output_dir, final_loss=self.last_loss)
-        if self.recorder.enabled and self.output_dir.is_dir():
-            from ..runreport import write_report
-
-            try:
-                path = write_report(self.output_dir, f"bert {self.command}: {self.output_dir}", rows)
-            except OSError as exc:
-                console.warn(f"could not write {self.output_dir / rundir.REPORT_FILE}: {exc}")
-            else:
+        if self.record and "runs" not in result and self.output_dir.is_dir():
+            path = self._report(self.output_dir, rows)
+            if path is not None:
                 rows.append(("report", str(path)))
         print_table(f"bert {self.command}: done", rows)
 

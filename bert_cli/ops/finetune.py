@@ -431,9 +431,12 @@ def _run_all(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, pro
             console.info(runtime.describe(activity(train=c.do_train, evaluate=c.do_eval, predict=c.do_predict)))
         runtime.apply_keras_policy()
         cfg = c if c.repeat == 1 else dataclasses.replace(c, output_dir=Path(c.output_dir) / f"seed-{seed}")
-        if c.repeat > 1:
+        if c.repeat > 1:  # each run has its own folder; "run" / "run_done" let listeners follow it
             console.info(f"run {i + 1} of {c.repeat} (seed {seed}) -> {cfg.output_dir}")
+            events.emit(progress, phase="run", output_dir=str(cfg.output_dir), seed=seed, run=i + 1, runs=c.repeat)
         runs.append(_run_once(cfg, source, tokenizer, data, runtime, progress))
+        if c.repeat > 1:
+            events.emit(progress, phase="run_done", output_dir=str(cfg.output_dir), result=runs[-1])
     if c.repeat == 1:
         return runs[0]
     summary = {"task": data.task.name, "output_dir": str(c.output_dir), "repeat": c.repeat,

@@ -228,3 +228,26 @@ def test_download_bar_on_a_terminal_nothing_extra_in_a_log(user, server):
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout == "cache2/models/uncased-L-2-H-128\n"
     assert_plain(plain.stderr)
+
+
+def test_repeat_writes_a_report_and_history_for_each_seed(user, task_maker):
+    """`--repeat 2`: each seed's folder gets its own history.jsonl and report.html (its curves and
+    its own table), the top folder the mean and spread, and stdout the aggregate only."""
+    task_maker(user.cwd / "task", n_train=64, n_dev=16, n_test=8)
+    args = [a for a in finetune_args("-o", "run", "--do-train", "--do-eval", "--max-steps", "3", "--seed", "5",
+                                     "--repeat", "2") if a != "--json"]
+    out = user.run(*args)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^eval_accuracy = [0-9.]+ \+- [0-9.]+$", out.stdout, re.M), out.stdout
+    assert_plain(out.stderr)
+    for seed in (5, 6):
+        folder = user.cwd / "run" / f"seed-{seed}"
+        history = [json.loads(ln) for ln in (folder / "history.jsonl").read_text().splitlines()]
+        assert [p["step"] for p in history if p["kind"] == "train"] == [1, 2, 3], history
+        assert [p["step"] for p in history if p["kind"] == "eval"] == [3], history
+        report = (folder / "report.html").read_text()
+        assert "training loss" in report and "eval_accuracy" in report
+        assert f"{seed} (repeat with --seed {seed})" in report  # this seed's own table
+    assert not (user.cwd / "run" / "report.html").exists() and not (user.cwd / "run" / "history.jsonl").exists()
+    assert json.loads((user.cwd / "run" / "repeat_results.json").read_text())["seeds"] == [5, 6]
+    assert user.leftovers() == []
