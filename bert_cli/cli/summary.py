@@ -31,23 +31,33 @@ def _checkpoint(output_dir: Path, step: Any) -> str | None:
     return str(prefix) if Path(f"{prefix}.index").is_file() else None
 
 
-def summary_rows(result: Mapping[str, Any], output_dir: Path, *, final_loss: float | None = None) -> list[tuple[str, str]]:
-    """``(name, value)`` rows of a run's result dict (finetune, finetune squad or pretrain)."""
+def summary_rows(result: Mapping[str, Any], output_dir: Path, *, final_loss: float | None = None,
+                 final_step: int | None = None) -> list[tuple[str, str]]:
+    """``(name, value)`` rows of a run's result dict (finetune, finetune squad or pretrain).
+
+    ``final_loss`` / ``final_step``: the last training step's loss and number, as the progress
+    events said. When the run kept its best weights (``--keep-best``), ``global_step`` is the
+    best step's and the rows say which step training ended at, and where its checkpoint is.
+    """
     rows: list[tuple[str, str]] = []
     seed = result.get("seed")
     rows.append(("seed", f"{seed} (repeat with --seed {seed})" if seed is not None else "none (unseeded run)"))
-    if result.get("global_step") is not None:
-        rows.append(("global_step", str(result["global_step"])))
+    global_step = result.get("global_step")
+    ended_elsewhere = final_step is not None and global_step is not None and int(final_step) != int(global_step)
+    if global_step is not None:
+        kept = f" (the best/ weights; training ended at step {final_step})" if ended_elsewhere and result.get("best") else ""
+        rows.append(("global_step", f"{global_step}{kept}"))
     train = result.get("train") if isinstance(result.get("train"), Mapping) else {}
     loss = train.get("final_loss", final_loss)
     if isinstance(loss, float) and loss == loss:
-        rows.append(("final training loss", f"{loss:.4f}"))
+        rows.append(("final training loss", f"{loss:.4f}" + (f" (step {final_step})" if ended_elsewhere else "")))
     metrics = result.get("eval") or result.get("metrics") or {}
     for key, value in sorted(metrics.items()):
         if key != "global_step" and isinstance(value, (int, float)):
             rows.append((key, _value(value)))
     files: list[tuple[str, str]] = []
-    checkpoint = result.get("checkpoint") or _checkpoint(output_dir, result.get("global_step"))
+    checkpoint = result.get("checkpoint") or _checkpoint(output_dir, global_step) or (
+        _checkpoint(output_dir, final_step) if final_step is not None else None)
     if checkpoint:
         files.append(("checkpoint", str(checkpoint)))
     if result.get("eval") and (output_dir / rundir.EVAL_FILE).is_file():
@@ -96,6 +106,7 @@ class TrainingRun:
         self.record = record and self.chief
         self.recorder = HistoryRecorder(self.output_dir, enabled=self.record)
         self.last_loss: float | None = None
+        self.last_step: int | None = None
         self.progress = Phases(lines=training_line, listeners=(self._record, self._remember))
 
     def _record(self, event: dict) -> None:
@@ -118,6 +129,7 @@ class TrainingRun:
     def _remember(self, event: dict) -> None:
         if event.get("phase") == "train" and isinstance(event.get("loss"), float):
             self.last_loss = event["loss"]
+            self.last_step = event.get("step") if isinstance(event.get("step"), int) else None
 
     def _report(self, folder: Path, rows: list[tuple[str, str]]) -> Path | None:
         from ..runreport import write_report
@@ -133,7 +145,7 @@ class TrainingRun:
         run wrote one per seed) and show the table."""
         self.progress.close()
         self.recorder.close()
-        rows = summary_rows(result, self.output_dir, final_loss=self.last_loss)
+        rows = summary_rows(result, self.output_dir, final_loss=self.last_loss, final_step=self.last_step)
         if self.record and "runs" not in result and self.output_dir.is_dir():
             path = self._report(self.output_dir, rows)
             if path is not None:

@@ -32,6 +32,13 @@ def kept(tmp_path_factory) -> tuple[User, int]:
     assert more.returncode == 0, more.stderr
     best_step = int(re.search(r"global_step = (\d+)", (user.cwd / "run/best/eval_results.txt").read_text())[1])
     assert best_step in (2, 4) and (user.cwd / "run/model.ckpt-8.index").is_file()
+    # the first leg's table: the metrics are the kept weights', and it says where training ended
+    if best_step == 4:
+        assert re.search(r"^global_step\s+4\s*$", first.stderr, re.M), first.stderr
+    else:
+        assert re.search(r"^global_step\s+2 \(the best/ weights; training ended at step 4\)", first.stderr, re.M)
+        assert re.search(r"^final training loss\s+[0-9.]+ \(step 4\)", first.stderr, re.M), first.stderr
+    assert re.search(r"^checkpoint\s+run/model\.ckpt-4\s*$", first.stderr, re.M), first.stderr
     return user, best_step
 
 
@@ -88,3 +95,17 @@ def test_a_broken_jsonl_line_is_named_with_its_real_column(tmp_path):
     assert re.search(rf"^error: ner/train\.jsonl:2: invalid JSON: .* \(column {len(broken) + 1}\)$", out.stderr,
                      re.M), out.stderr
     assert not (user.cwd / "run").exists() or not any((user.cwd / "run").glob("model.ckpt*"))
+
+
+def test_the_end_table_of_a_kept_best_run_says_where_training_ended(tmp_path):
+    from bert_cli.cli.summary import summary_rows
+
+    (tmp_path / "model.ckpt-8.index").write_bytes(b"")
+    (tmp_path / "best").mkdir()
+    result = {"seed": 1, "global_step": 2, "best": {"metric": "eval_accuracy", "step": 2}}
+    rows = dict(summary_rows(result, tmp_path, final_loss=0.25, final_step=8))
+    assert rows["global_step"] == "2 (the best/ weights; training ended at step 8)"
+    assert rows["final training loss"] == "0.2500 (step 8)"
+    assert rows["checkpoint"].endswith("model.ckpt-8")
+    plain = dict(summary_rows({"seed": 1, "global_step": 8}, tmp_path, final_loss=0.25, final_step=8))
+    assert plain["global_step"] == "8" and plain["final training loss"] == "0.2500"
