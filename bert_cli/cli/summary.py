@@ -94,7 +94,7 @@ def print_table(title: str, rows: list[tuple[str, str]]) -> None:
 class TrainingRun:
     """Progress bars/lines, the recorded history and the closing summary of one run."""
 
-    def __init__(self, command: str, output_dir: Path, *, record: bool = True) -> None:
+    def __init__(self, command: str, output_dir: Path) -> None:
         from ..cluster import this_process_is_chief
         from ..runreport import HistoryRecorder
         from ..progress import Phases
@@ -103,8 +103,7 @@ class TrainingRun:
         self.command = command
         self.output_dir = Path(output_dir)
         self.chief = this_process_is_chief()
-        self.record = record and self.chief
-        self.recorder = HistoryRecorder(self.output_dir, enabled=self.record)
+        self.recorder = HistoryRecorder(self.output_dir, enabled=self.chief)
         self.last_loss: float | None = None
         self.last_step: int | None = None
         self.progress = Phases(lines=training_line, listeners=(self._record, self._remember))
@@ -117,11 +116,11 @@ class TrainingRun:
         phase = event.get("phase")
         if phase == "run":
             self.recorder.close()
-            self.recorder = HistoryRecorder(Path(event["output_dir"]), enabled=self.record)
+            self.recorder = HistoryRecorder(Path(event["output_dir"]), enabled=self.chief)
         elif phase == "run_done":
             self.recorder.close()
             folder = Path(event["output_dir"])
-            if self.record and folder.is_dir():
+            if self.chief and folder.is_dir():
                 self._report(folder, summary_rows(event["result"], folder))
         else:
             self.recorder(event)
@@ -146,7 +145,7 @@ class TrainingRun:
         self.progress.close()
         self.recorder.close()
         rows = summary_rows(result, self.output_dir, final_loss=self.last_loss, final_step=self.last_step)
-        if self.record and "runs" not in result and self.output_dir.is_dir():
+        if self.chief and "runs" not in result and self.output_dir.is_dir():
             path = self._report(self.output_dir, rows)
             if path is not None:
                 rows.append(("report", str(path)))
@@ -154,9 +153,9 @@ class TrainingRun:
 
 
 @contextlib.contextmanager
-def training_run(command: str, output_dir: Path, *, record: bool = True) -> Iterator[TrainingRun]:
+def training_run(command: str, output_dir: Path) -> Iterator[TrainingRun]:
     """A :class:`TrainingRun` whose bars and history file are closed on every way out."""
-    run = TrainingRun(command, output_dir, record=record)
+    run = TrainingRun(command, output_dir)
     try:
         yield run
     finally:
