@@ -32,10 +32,12 @@ def require_data(*paths: Path) -> None:
 
 def tf_threads(threads: int):
     """Import TensorFlow the way ``bert`` does (oneDNN kernels on), give it ``threads`` intra-op
-    and inter-op threads, and return the ``tensorflow`` module."""
+    and inter-op threads (``TF_NUM_INTEROP_THREADS``, when set, decides the inter-op pool, as it
+    does for ``bert``), and return the ``tensorflow`` module."""
     import bert_cli.engine  # noqa: F401
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if not os.environ.get("TF_NUM_INTEROP_THREADS"):
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     return tf

@@ -36,19 +36,21 @@ def summary_rows(result: Mapping[str, Any], output_dir: Path, *, final_loss: flo
     """``(name, value)`` rows of a run's result dict (finetune, finetune squad or pretrain).
 
     ``final_loss`` / ``final_step``: the last training step's loss and number, as the progress
-    events said. When the run kept its best weights (``--keep-best``), ``global_step`` is the
-    best step's and the rows say which step training ended at, and where its checkpoint is.
+    events said (the result's ``loss`` / ``last_step`` when it has them). When the run kept its
+    best weights (``--keep-best``), ``global_step`` is the best step's and the rows say which step
+    training ended at, and where its checkpoint is.
     """
     rows: list[tuple[str, str]] = []
     seed = result.get("seed")
     rows.append(("seed", f"{seed} (repeat with --seed {seed})" if seed is not None else "none (unseeded run)"))
     global_step = result.get("global_step")
+    final_step = result.get("last_step", final_step)
     ended_elsewhere = final_step is not None and global_step is not None and int(final_step) != int(global_step)
     if global_step is not None:
         kept = f" (the best/ weights; training ended at step {final_step})" if ended_elsewhere and result.get("best") else ""
         rows.append(("global_step", f"{global_step}{kept}"))
     train = result.get("train") if isinstance(result.get("train"), Mapping) else {}
-    loss = train.get("final_loss", final_loss)
+    loss = train.get("final_loss", final_loss if final_loss is not None else result.get("loss"))
     if isinstance(loss, float) and loss == loss:
         rows.append(("final training loss", f"{loss:.4f}" + (f" (step {final_step})" if ended_elsewhere else "")))
     metrics = result.get("eval") or result.get("metrics") or {}
@@ -56,8 +58,8 @@ def summary_rows(result: Mapping[str, Any], output_dir: Path, *, final_loss: flo
         if key != "global_step" and isinstance(value, (int, float)):
             rows.append((key, _value(value)))
     files: list[tuple[str, str]] = []
-    checkpoint = result.get("checkpoint") or _checkpoint(output_dir, global_step) or (
-        _checkpoint(output_dir, final_step) if final_step is not None else None)
+    last = final_step if ended_elsewhere else global_step  # the newest weights, not best/'s
+    checkpoint = result.get("checkpoint") or _checkpoint(output_dir, last)
     if checkpoint:
         files.append(("checkpoint", str(checkpoint)))
     if result.get("eval") and (output_dir / rundir.EVAL_FILE).is_file():

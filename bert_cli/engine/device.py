@@ -36,9 +36,10 @@ CPU thread pools: TensorFlow's defaults (intra-op and inter-op threads = all cor
 ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` change them). Measured against the usual
 advice for oneDNN (inter-op 1): on a 2-core AVX2 CPU it made ``bench/finetune_mrpc.py --variants
 ours --max-steps 30 --threads 2`` train at 10.3 and 10.7 examples/s vs 12.5 and 12.1 with the
-default (``TF_NUM_INTEROP_THREADS=1`` vs ``2``, runs interleaved), and a MiniLM forward (batch 8
-x 384) was the same within the machine's noise (medians 797/758/755 vs 746/801/763 ms per
-batch). The backward pass has independent branches that a second inter-op thread runs at once.
+default (``TF_NUM_INTEROP_THREADS=1`` vs ``2``, runs interleaved; again after the AutoGraph
+change: 12.6 vs 14.5), and a MiniLM forward (batch 8 x 384) was the same within the machine's
+noise (medians 797/758/755 vs 746/801/763 ms per batch). The backward pass has independent
+branches that a second inter-op thread runs at once.
 
 ``seed`` seeds Python ``random``, NumPy and TensorFlow (``keras.utils.set_random_seed``);
 ``deterministic=True`` also enables TensorFlow op determinism. Under ``TF_CONFIG`` every worker

@@ -268,7 +268,7 @@ def _run_once(c: FinetuneConfig, source: ModelSource, tokenizer, data: _Data, ru
         )
         global_step = driver.global_step
         if c.keep_best:
-            global_step = training.restore_best(modules, output_dir, summary.get("best"), global_step)
+            global_step = training.restore_best(modules, output_dir, summary, global_step)
     else:
         global_step = training.load_trained(modules, output_dir, summary, load_init=load_init,
                                             head="classifier head (output_weights, output_bias)", verb="evaluating")

@@ -229,7 +229,7 @@ def _run_locked(c: NerFinetuneConfig, source, tags: list[str], splits: dict, run
         )
         global_step = driver.global_step
         if c.keep_best:
-            global_step = training.restore_best(modules, output_dir, summary.get("best"), global_step)
+            global_step = training.restore_best(modules, output_dir, summary, global_step)
     else:
         global_step = training.load_trained(modules, output_dir, summary, load_init=load_init, head=HEAD)
     summary["global_step"] = int(global_step)

@@ -293,15 +293,21 @@ def load_trained(modules: list, output_dir: Path, summary: dict, *, load_init: C
     return 0
 
 
-def restore_best(modules: list, output_dir: Path, tracker_best: dict | None, global_step: int) -> int:
-    """Load ``best/`` (``--keep-best``) for the final evaluation/prediction; its global_step."""
+def restore_best(modules: list, output_dir: Path, summary: dict, global_step: int) -> int:
+    """Load ``best/`` (``--keep-best``) for the final evaluation/prediction; its global_step.
+    When that is not the step training ended at (``global_step``), ``summary["last_step"]``
+    says which was (the end-of-run table shows both)."""
     from ..engine.checkpoint import load_into, resolve_checkpoint
 
     best_dir = Path(output_dir) / rundir.BEST_DIR
     if not (best_dir / "checkpoint").is_file():
         return global_step
     report = load_into(modules, resolve_checkpoint(best_dir))
+    tracker_best = summary.get("best")
     if tracker_best:
         console.info(f"restored the best weights (step {tracker_best['step']}, {tracker_best['metric']} "
                      f"{tracker_best['value']:.4f}) for the final evaluation")
-    return report.global_step if report.global_step is not None else global_step
+    best_step = report.global_step if report.global_step is not None else global_step
+    if int(best_step) != int(global_step):
+        summary["last_step"] = int(global_step)
+    return best_step

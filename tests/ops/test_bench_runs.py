@@ -1,5 +1,6 @@
 """The benches drive ``bert``'s own ops API in-process, so an API change can break them without
-any other test noticing (``bench/pretrain.py`` did once). A tiny run keeps each in step."""
+any other test noticing (``bench/pretrain.py`` did once). A tiny run keeps the pretraining bench
+in step (the others need the MiniLM weights and GLUE/SQuAD/CoNLL data, and minutes)."""
 
 from __future__ import annotations
 
