@@ -31,20 +31,19 @@ def _checkpoint(output_dir: Path, step: Any) -> str | None:
     return str(prefix) if Path(f"{prefix}.index").is_file() else None
 
 
-def summary_rows(result: Mapping[str, Any], output_dir: Path, *, final_loss: float | None = None,
-                 final_step: int | None = None) -> list[tuple[str, str]]:
+def summary_rows(result: Mapping[str, Any], output_dir: Path, *, final_loss: float | None = None) -> list[tuple[str, str]]:
     """``(name, value)`` rows of a run's result dict (finetune, finetune squad or pretrain).
 
-    ``final_loss`` / ``final_step``: the last training step's loss and number, as the progress
-    events said (the result's ``loss`` / ``last_step`` when it has them). When the run kept its
-    best weights (``--keep-best``), ``global_step`` is the best step's and the rows say which step
-    training ended at, and where its checkpoint is.
+    ``final_loss``: the last training step's loss, as the progress events said (else the
+    result's ``loss``). When the run kept its best weights (``--keep-best``), ``global_step`` is
+    the best step's and ``last_step`` the one training ended at: the rows say both, and list
+    that last step's checkpoint.
     """
     rows: list[tuple[str, str]] = []
     seed = result.get("seed")
     rows.append(("seed", f"{seed} (repeat with --seed {seed})" if seed is not None else "none (unseeded run)"))
     global_step = result.get("global_step")
-    final_step = result.get("last_step", final_step)
+    final_step = result.get("last_step")
     ended_elsewhere = final_step is not None and global_step is not None and int(final_step) != int(global_step)
     if global_step is not None:
         kept = f" (the best/ weights; training ended at step {final_step})" if ended_elsewhere and result.get("best") else ""
@@ -107,7 +106,6 @@ class TrainingRun:
         self.chief = this_process_is_chief()
         self.recorder = HistoryRecorder(self.output_dir, enabled=self.chief)
         self.last_loss: float | None = None
-        self.last_step: int | None = None
         self.progress = Phases(lines=training_line, listeners=(self._record, self._remember))
 
     def _record(self, event: dict) -> None:
@@ -130,7 +128,6 @@ class TrainingRun:
     def _remember(self, event: dict) -> None:
         if event.get("phase") == "train" and isinstance(event.get("loss"), float):
             self.last_loss = event["loss"]
-            self.last_step = event.get("step") if isinstance(event.get("step"), int) else None
 
     def _report(self, folder: Path, rows: list[tuple[str, str]]) -> Path | None:
         from ..runreport import write_report
@@ -146,7 +143,7 @@ class TrainingRun:
         run wrote one per seed) and show the table."""
         self.progress.close()
         self.recorder.close()
-        rows = summary_rows(result, self.output_dir, final_loss=self.last_loss, final_step=self.last_step)
+        rows = summary_rows(result, self.output_dir, final_loss=self.last_loss)
         if self.chief and "runs" not in result and self.output_dir.is_dir():
             path = self._report(self.output_dir, rows)
             if path is not None:

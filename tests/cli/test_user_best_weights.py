@@ -103,14 +103,14 @@ def test_the_end_table_of_a_kept_best_run_says_where_training_ended(tmp_path):
     for step in (2, 8):  # the best step's periodic checkpoint is still there too
         (tmp_path / f"model.ckpt-{step}.index").write_bytes(b"")
     (tmp_path / "best").mkdir()
-    result = {"seed": 1, "global_step": 2, "best": {"metric": "eval_accuracy", "step": 2}}
-    rows = dict(summary_rows(result, tmp_path, final_loss=0.25, final_step=8))
+    result = {"seed": 1, "global_step": 2, "best": {"metric": "eval_accuracy", "step": 2}, "last_step": 8}
+    rows = dict(summary_rows(result, tmp_path, final_loss=0.25))
     assert rows["global_step"] == "2 (the best/ weights; training ended at step 8)"
     assert rows["final training loss"] == "0.2500 (step 8)"
     assert rows["checkpoint"].endswith("model.ckpt-8")
     # a rerun with nothing left to train sends no training events: the result says where it ended
-    rerun = dict(summary_rows({**result, "last_step": 8}, tmp_path))
+    rerun = dict(summary_rows(result, tmp_path))
     assert rerun["global_step"] == "2 (the best/ weights; training ended at step 8)"
     assert rerun["checkpoint"].endswith("model.ckpt-8") and "final training loss" not in rerun
-    plain = dict(summary_rows({"seed": 1, "global_step": 8}, tmp_path, final_loss=0.25, final_step=8))
+    plain = dict(summary_rows({"seed": 1, "global_step": 8}, tmp_path, final_loss=0.25))
     assert plain["global_step"] == "8" and plain["final training loss"] == "0.2500"
